@@ -1,0 +1,456 @@
+"""The OCPP-J rules for one connection, as a state machine without I/O.
+
+An :class:`Endpoint` turns received text into events and application objects into
+text; it never reads, writes, sleeps or spawns. The caller (a
+:class:`~csms_kit.session.StationSession`, a test, a simulator) drives it:
+
+* :meth:`Endpoint.receive` takes one text frame and returns one event. After an
+  :class:`IncomingCall`, the caller must answer exactly once, with the text from
+  :meth:`Endpoint.result_for` or :meth:`Endpoint.error_for`. After a :class:`Reply`,
+  it must send ``Reply.text``. :class:`Dropped` needs nothing but, perhaps, a log line.
+* :meth:`Endpoint.prepare_call` validates and serializes an outgoing CALL; after
+  sending its text the caller must call :meth:`Endpoint.call_sent`, and
+  :meth:`Endpoint.abandon_call` if it stops waiting (timeout, cancellation).
+  An answer to that CALL comes back from :meth:`receive` as
+  :class:`IncomingResult`, :class:`IncomingError` or :class:`InvalidAnswer`.
+
+Rules enforced here: frame shapes per version (:mod:`.frames`), at most one outgoing
+CALL outstanding, duplicate messageIds of CALLs still in progress, NotImplemented for
+unknown actions and NotSupported for actions without a handler, schema validation in
+both directions as the :class:`~.validation.ValidationPolicy` says, and error codes
+spelled per version.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Container
+from dataclasses import dataclass
+from typing import Any
+
+from csms_kit.error_codes import ErrorCode
+from csms_kit.exceptions import InvalidPayload, OcppError, UsageError
+from csms_kit.protocol import frames
+from csms_kit.protocol.payloads import PayloadCodec, payload_codec
+from csms_kit.protocol.schemas import (
+    Message,
+    SchemaViolation,
+    call_actions,
+    compile_validator,
+    send_actions,
+)
+from csms_kit.protocol.validation import Validation, ValidationPolicy
+from csms_kit.versions import OcppVersion
+
+__all__ = [
+    "Dropped",
+    "Endpoint",
+    "Event",
+    "IncomingCall",
+    "IncomingError",
+    "IncomingResult",
+    "IncomingResultError",
+    "IncomingSend",
+    "InvalidAnswer",
+    "OutgoingCall",
+    "Reply",
+]
+
+logger = logging.getLogger("csms_kit.protocol")
+
+
+@dataclass(slots=True)
+class IncomingCall:
+    """A valid CALL: answer it once, with ``result_for`` or ``error_for``."""
+
+    message_id: str
+    action: str
+    request: Any
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class IncomingSend:
+    """A valid OCPP 2.1 SEND: handle it, never answer it."""
+
+    message_id: str
+    action: str
+    message: Any
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class IncomingResult:
+    """The valid CALLRESULT to our outstanding CALL."""
+
+    message_id: str
+    action: str
+    response: Any
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class IncomingError:
+    """The CALLERROR the station answered our outstanding CALL with."""
+
+    message_id: str
+    action: str
+    code: str
+    description: str
+    details: dict[str, Any]
+
+
+@dataclass(slots=True)
+class InvalidAnswer:
+    """The station answered our outstanding CALL with something that breaks the rules.
+
+    ``reply``, when set, must be sent (an OCPP 2.1 CALLRESULTERROR).
+    """
+
+    message_id: str
+    action: str
+    code: ErrorCode
+    description: str
+    reply: str | None
+
+
+@dataclass(slots=True)
+class IncomingResultError:
+    """OCPP 2.1 CALLRESULTERROR: the station reports a fault in a CALLRESULT we sent."""
+
+    message_id: str
+    code: str
+    description: str
+    details: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Reply:
+    """The frame broke the rules; send ``text`` (a CALLERROR) back."""
+
+    text: str
+    message_id: str
+    code: ErrorCode
+    reason: str
+
+
+@dataclass(slots=True)
+class Dropped:
+    """Nothing to answer: an unexpected answer, an ignored message type, a bad SEND."""
+
+    reason: str
+    message_id: str | None
+
+
+Event = (
+    IncomingCall
+    | IncomingSend
+    | IncomingResult
+    | IncomingError
+    | InvalidAnswer
+    | IncomingResultError
+    | Reply
+    | Dropped
+)
+
+
+@dataclass(slots=True)
+class OutgoingCall:
+    """A CALL ready to go: send ``text``, then call :meth:`Endpoint.call_sent`."""
+
+    message_id: str
+    action: str
+    text: str
+
+
+Check = Callable[[Any], None]
+
+
+class Endpoint:
+    """The protocol state of one OCPP-J connection, seen from the CSMS.
+
+    ``handled`` holds the actions the application has handlers for; a CALL for any
+    other action the version knows is answered NotSupported. ``max_incoming`` bounds
+    the CALLs that may be in progress at once (OCPP allows one; a few are tolerated).
+    """
+
+    def __init__(
+        self,
+        version: OcppVersion,
+        *,
+        handled: Container[str] = frozenset(),
+        validation: ValidationPolicy | None = None,
+        max_incoming: int = 16,
+    ) -> None:
+        self.version = version
+        self.handled = handled
+        self.validation = validation or ValidationPolicy()
+        self.max_incoming = max_incoming
+        self._call_actions = call_actions(version)
+        self._send_actions = send_actions(version)
+        self._in_progress: set[str] = set()
+        self._awaiting: tuple[str, str] | None = None
+        self._id_prefix = secrets.token_hex(6) + "-"
+        self._id_counter = 0
+        # (action, message) -> (check or None, codec, mode), filled on first use.
+        self._plans: dict[tuple[str, Message], tuple[Check | None, PayloadCodec, Validation]] = {}
+
+    # -- planning ----------------------------------------------------------------------
+
+    def _plan(
+        self, action: str, message: Message
+    ) -> tuple[Check | None, PayloadCodec, Validation]:
+        key = (action, message)
+        plan = self._plans.get(key)
+        if plan is None:
+            codec = payload_codec(self.version, action, message)
+            if codec is None:
+                raise LookupError(f"OCPP {self.version} has no {action} {message}")
+            mode = self.validation.mode_for(action)
+            check = None
+            if mode is not Validation.OFF:
+                quirks = self.validation.quirks_for(action, message)
+                check = compile_validator(self.version, action, message, quirks)
+            plan = self._plans[key] = (check, codec, mode)
+        return plan
+
+    def _validate(
+        self, check: Check | None, mode: Validation, payload: Any, action: str, message: str
+    ) -> None:
+        """Run ``check``; raise :class:`SchemaViolation` only in enforce mode."""
+        if check is None:
+            return
+        try:
+            check(payload)
+        except SchemaViolation as violation:
+            if mode is Validation.ENFORCE:
+                raise
+            logger.warning(
+                "OCPP %s %s %s breaks the schema (validation=log): %s",
+                self.version,
+                action,
+                message,
+                violation.description,
+            )
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def receive(self, text: str) -> Event:
+        """Process one text frame from the station."""
+        try:
+            frame = frames.parse(text, self.version)
+        except frames.BadFrame as bad:
+            return self._bad_frame(bad)
+        if type(frame) is frames.Call:
+            return self._receive_call(frame)
+        if type(frame) is frames.CallResult:
+            return self._receive_result(frame)
+        if type(frame) is frames.CallError:
+            return self._receive_error(frame)
+        if type(frame) is frames.Send:
+            return self._receive_send(frame)
+        assert type(frame) is frames.CallResultError
+        return IncomingResultError(frame.message_id, frame.code, frame.description, frame.details)
+
+    def _reply(self, message_id: str | None, code: ErrorCode, reason: str) -> Reply:
+        message_id = frames.UNREADABLE_ID if message_id is None else message_id
+        text = frames.serialize_error(message_id, code, reason, None, self.version)
+        return Reply(text, message_id, code, reason)
+
+    def _bad_frame(self, bad: frames.BadFrame) -> Event:
+        if bad.answer:
+            return self._reply(bad.message_id, bad.code, bad.reason)
+        if (
+            self._awaiting is not None
+            and bad.message_id == self._awaiting[0]
+            and bad.message_type in (frames.MessageType.CALLRESULT, frames.MessageType.CALLERROR)
+        ):
+            return self._invalid_answer(bad.code, bad.reason)
+        return Dropped(bad.reason, bad.message_id)
+
+    def _receive_call(self, frame: frames.Call) -> Event:
+        message_id, action = frame.message_id, frame.action
+        if message_id in self._in_progress:
+            return self._reply(
+                message_id,
+                ErrorCode.RPC_FRAMEWORK_ERROR,
+                "messageId is already used by a CALL still in progress",
+            )
+        if len(self._in_progress) >= self.max_incoming:
+            return self._reply(
+                message_id,
+                ErrorCode.RPC_FRAMEWORK_ERROR,
+                f"too many CALLs in progress (at most {self.max_incoming})",
+            )
+        if action not in self._call_actions:
+            return self._reply(
+                message_id,
+                ErrorCode.NOT_IMPLEMENTED,
+                f"action is not a CALL action in OCPP {self.version}",
+            )
+        if action not in self.handled:
+            return self._reply(
+                message_id, ErrorCode.NOT_SUPPORTED, "action is not supported by this CSMS"
+            )
+        try:
+            request = self._decode(action, "request", frame.payload)
+        except SchemaViolation as violation:
+            return self._reply(message_id, violation.code, violation.description)
+        self._in_progress.add(message_id)
+        return IncomingCall(message_id, action, request, frame.payload)
+
+    def _decode(self, action: str, message: Message, payload: dict[str, Any]) -> Any:
+        check, codec, mode = self._plan(action, message)
+        self._validate(check, mode, payload, action, message)
+        try:
+            return codec.decode(payload)
+        except (TypeError, ValueError, AttributeError, LookupError):
+            # Only reachable with validation relaxed or off: the shape is wrong.
+            raise SchemaViolation(
+                ErrorCode.FORMAT_VIOLATION, "payload does not have the expected shape", ""
+            ) from None
+
+    def _receive_send(self, frame: frames.Send) -> Event:
+        action = frame.action
+        if action not in self._send_actions:
+            return Dropped("SEND of an action that is not a SEND message", frame.message_id)
+        if action not in self.handled:
+            return Dropped("SEND of an action without a handler", frame.message_id)
+        try:
+            message = self._decode(action, "request", frame.payload)
+        except SchemaViolation as violation:
+            return Dropped(f"invalid SEND: {violation.description}", frame.message_id)
+        return IncomingSend(frame.message_id, action, message, frame.payload)
+
+    def _receive_result(self, frame: frames.CallResult) -> Event:
+        if self._awaiting is None or frame.message_id != self._awaiting[0]:
+            return Dropped("CALLRESULT matches no outstanding CALL", frame.message_id)
+        action = self._awaiting[1]
+        try:
+            response = self._decode(action, "response", frame.payload)
+        except SchemaViolation as violation:
+            return self._invalid_answer(violation.code, violation.description)
+        self._awaiting = None
+        return IncomingResult(frame.message_id, action, response, frame.payload)
+
+    def _receive_error(self, frame: frames.CallError) -> Event:
+        if self._awaiting is None or frame.message_id != self._awaiting[0]:
+            return Dropped("CALLERROR matches no outstanding CALL", frame.message_id)
+        action = self._awaiting[1]
+        self._awaiting = None
+        return IncomingError(
+            frame.message_id, action, frame.code, frame.description, frame.details
+        )
+
+    def _invalid_answer(self, code: ErrorCode, description: str) -> InvalidAnswer:
+        assert self._awaiting is not None
+        message_id, action = self._awaiting
+        self._awaiting = None
+        reply = None
+        if self.version is OcppVersion.V21:
+            reply = frames.serialize_error(
+                message_id, code, description, None, self.version, about_result=True
+            )
+        return InvalidAnswer(message_id, action, code, description, reply)
+
+    # -- answering the station's CALLs ---------------------------------------------------
+
+    def result_for(self, call: IncomingCall, response: Any) -> str:
+        """The CALLRESULT text answering ``call`` with ``response``.
+
+        ``response`` is the action's ``call_result`` dataclass, or a dict of the JSON
+        payload. Raises :class:`~csms_kit.exceptions.InvalidPayload` if it breaks the
+        schema (in enforce mode); the call then still needs :meth:`error_for`.
+        """
+        payload = self._encode(call.action, "response", response)
+        self._in_progress.discard(call.message_id)
+        return frames.serialize_result(call.message_id, payload)
+
+    def error_for(self, call: IncomingCall, error: OcppError) -> str:
+        """The CALLERROR text answering ``call`` with ``error``."""
+        self._in_progress.discard(call.message_id)
+        return frames.serialize_error(
+            call.message_id, error.code, error.description, error.details, self.version
+        )
+
+    def forget(self, call: IncomingCall) -> None:
+        """Stop tracking ``call`` without answering it (the connection is gone)."""
+        self._in_progress.discard(call.message_id)
+
+    def _encode(self, action: str, message: Message, value: Any) -> dict[str, Any]:
+        check, codec, mode = self._plan(action, message)
+        if value is None or not (isinstance(value, (dict, codec.type)) or _is_dataclass(value)):
+            raise UsageError(
+                f"{action} {message} must be {codec.type.__module__}.{codec.type.__qualname__} "
+                f"or a dict, not {type(value).__name__}"
+            )
+        try:
+            payload: dict[str, Any] = codec.encode(value)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InvalidPayload(
+                action, ErrorCode.FORMAT_VIOLATION, f"cannot encode {message}: {exc}"
+            ) from exc
+        try:
+            self._validate(check, mode, payload, action, message)
+        except SchemaViolation as violation:
+            raise InvalidPayload(action, violation.code, violation.description) from None
+        return payload
+
+    # -- calling the station -----------------------------------------------------------
+
+    def prepare_call(self, request: Any, action: str | None = None) -> OutgoingCall:
+        """Validate and serialize a CALL; ``action`` defaults to the request's class name.
+
+        Raises :class:`~csms_kit.exceptions.UsageError` for an action this version
+        does not define and :class:`~csms_kit.exceptions.InvalidPayload` for a
+        request that breaks the schema.
+        """
+        action = _action_of(request, action)
+        if action not in self._call_actions:
+            raise UsageError(f"{action} is not a CALL action in OCPP {self.version}")
+        payload = self._encode(action, "request", request)
+        self._id_counter += 1
+        message_id = f"{self._id_prefix}{self._id_counter}"
+        return OutgoingCall(message_id, action, frames.serialize_call(message_id, action, payload))
+
+    def call_sent(self, call: OutgoingCall) -> None:
+        """Record that ``call`` went out; its answer is now expected."""
+        if self._awaiting is not None:
+            raise UsageError(
+                f"a CALL ({self._awaiting[1]}) is still outstanding; OCPP-J allows one at a time"
+            )
+        self._awaiting = (call.message_id, call.action)
+
+    def abandon_call(self, message_id: str) -> None:
+        """Stop waiting for the answer to ``message_id``; a late answer will be dropped."""
+        if self._awaiting is not None and self._awaiting[0] == message_id:
+            self._awaiting = None
+
+    @property
+    def awaiting(self) -> str | None:
+        """The messageId of the outstanding outgoing CALL, if any."""
+        return None if self._awaiting is None else self._awaiting[0]
+
+    def prepare_send(self, message: Any, action: str | None = None) -> str:
+        """Validate and serialize an OCPP 2.1 SEND (never answered)."""
+        if self.version is not OcppVersion.V21:
+            raise UsageError(f"SEND does not exist in OCPP {self.version}")
+        action = _action_of(message, action)
+        if action not in self._send_actions:
+            raise UsageError(f"{action} is not a SEND message in OCPP {self.version}")
+        payload = self._encode(action, "request", message)
+        self._id_counter += 1
+        return frames.serialize_send(f"{self._id_prefix}{self._id_counter}", action, payload)
+
+
+def _is_dataclass(value: Any) -> bool:
+    return hasattr(type(value), "__dataclass_fields__")
+
+
+def _action_of(request: Any, action: str | None) -> str:
+    if action is not None:
+        return str(action)
+    if isinstance(request, dict):
+        raise UsageError("a request given as a dict needs its action: call(payload, action=...)")
+    return type(request).__name__

@@ -1,0 +1,619 @@
+"""One station's connection: :class:`StationSession`.
+
+A session reads frames from its :class:`~csms_kit.transport.Transport`, hands each to
+the sans-I/O :class:`~csms_kit.protocol.Endpoint`, and acts on the events: CALLs go
+to the handlers, answers to our own CALLs settle the caller's future at once. The
+reader never waits for a handler, so a handler may ``await self.call(...)`` on its
+own station.
+
+Resource handling:
+    :meth:`StationSession.run` owns every task the session starts. Incoming CALLs are
+    handled one at a time, in arrival order, by a worker task that exists only while
+    there is work; ``@after`` hooks run in tasks of their own. When the connection
+    ends, reading stops and every outgoing call waiting for an answer or for its turn
+    fails at once with :class:`~csms_kit.exceptions.StationDisconnected` (the station
+    went away) or :class:`~csms_kit.exceptions.SessionClosed` (we closed it). CALLs the
+    station had already sent are still handled, and ``@after`` hooks still run, but
+    their answers are dropped and any call they make to the station fails at once.
+    Whatever still runs ``handler_grace`` seconds later is cancelled. ``run`` returns
+    only when all of it has finished: no task outlives its session.
+
+Error handling:
+    An :class:`~csms_kit.exceptions.OcppError` raised by a handler becomes its
+    CALLERROR. Any other exception becomes ``InternalError`` with a fixed, safe
+    description, and its traceback is logged. A handler's response that breaks the
+    schema is logged and answered with ``InternalError`` too. ``@after`` failures
+    are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+import enum
+import inspect
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ocpp.charge_point import camel_to_snake_case
+
+from csms_kit.error_codes import ErrorCode
+from csms_kit.exceptions import (
+    CallError,
+    CallTimeout,
+    ConnectionEnded,
+    InvalidResponse,
+    OcppError,
+    SessionClosed,
+    StationDisconnected,
+    TransportClosed,
+    UsageError,
+)
+from csms_kit.protocol import (
+    Dropped,
+    Endpoint,
+    IncomingCall,
+    IncomingError,
+    IncomingResult,
+    IncomingResultError,
+    IncomingSend,
+    InvalidAnswer,
+    OutgoingCall,
+    Reply,
+)
+from csms_kit.protocol.validation import Validation, ValidationPolicy
+from csms_kit.routing import Handler, Router, RouteTable, collect_routes
+from csms_kit.transport import Transport
+from csms_kit.versions import OcppVersion
+
+__all__ = ["BootInfo", "SessionStats", "StationSession"]
+
+logger = logging.getLogger("csms_kit.session")
+
+#: Close code when the station sends a binary frame (RFC 6455: unsupported data).
+CLOSE_UNSUPPORTED_DATA = 1003
+_INTERNAL_ERROR_TEXT = "An internal error occurred while handling the request"
+
+
+@dataclass(frozen=True, slots=True)
+class BootInfo:
+    """What a station said about itself in its BootNotification."""
+
+    vendor: str | None
+    model: str | None
+    serial_number: str | None
+    firmware_version: str | None
+    #: The whole BootNotification request, as its dataclass.
+    request: Any = field(repr=False)
+
+    @classmethod
+    def from_request(cls, version: OcppVersion, request: Any) -> BootInfo:
+        if version is OcppVersion.V16:
+            serial = getattr(request, "charge_point_serial_number", None) or getattr(
+                request, "charge_box_serial_number", None
+            )
+            return cls(
+                getattr(request, "charge_point_vendor", None),
+                getattr(request, "charge_point_model", None),
+                serial,
+                getattr(request, "firmware_version", None),
+                request,
+            )
+        station = getattr(request, "charging_station", None)
+        return cls(
+            getattr(station, "vendor_name", None),
+            getattr(station, "model", None),
+            getattr(station, "serial_number", None),
+            getattr(station, "firmware_version", None),
+            request,
+        )
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Counters for one session."""
+
+    #: Frames received / sent.
+    received: int = 0
+    sent: int = 0
+    #: Frames answered with a CALLERROR or dropped because they broke OCPP-J.
+    bad_frames: int = 0
+    #: Answers that matched no outstanding CALL (late, unknown or unsolicited).
+    unexpected_answers: int = 0
+    #: Handlers and ``@after`` hooks that raised something other than OcppError.
+    handler_errors: int = 0
+
+
+class _PendingCall:
+    """One outgoing CALL, from ``call()`` until it is settled."""
+
+    __slots__ = ("call", "future", "sent", "timer")
+
+    def __init__(self, call: OutgoingCall, future: asyncio.Future[Any]) -> None:
+        self.call = call
+        self.future = future
+        self.sent = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
+def _text(value: Any) -> str:
+    return str(value.value if isinstance(value, enum.Enum) else value)
+
+
+def _get(value: Any, attribute: str, key: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(key, value.get(attribute))
+    return getattr(value, attribute, None)
+
+
+class StationSession:
+    """The CSMS side of one station's connection; subclass it to add handlers.
+
+    Class attributes configure every session of a class: ``routers`` (see
+    :class:`~csms_kit.routing.Router`), ``validation`` (a
+    :class:`~csms_kit.protocol.ValidationPolicy`), ``call_timeout`` and
+    ``handler_grace`` (seconds). Keyword arguments override them per session.
+
+    Attributes for the application: ``station_id``, ``version``, ``remote_address``,
+    ``connected_at``, :attr:`last_seen`, :attr:`boot_info`, :attr:`registration_status`,
+    ``stats``, and ``state``, a dict that is the application's own.
+    """
+
+    routes: ClassVar[RouteTable]
+    routers: ClassVar[Sequence[Router]] = ()
+    validation: ClassVar[ValidationPolicy] = ValidationPolicy()
+    call_timeout: ClassVar[float] = 30.0
+    handler_grace: ClassVar[float] = 5.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.routes = collect_routes(cls, cls.routers)
+
+    def __init__(
+        self,
+        station_id: str,
+        transport: Transport,
+        version: OcppVersion | str,
+        *,
+        remote_address: Any = None,
+        validation: ValidationPolicy | None = None,
+        call_timeout: float | None = None,
+        handler_grace: float | None = None,
+    ) -> None:
+        self.station_id = station_id
+        self.transport = transport
+        self.version = OcppVersion.parse(version)
+        self.remote_address = remote_address
+        self.connected_at = datetime.datetime.now(datetime.timezone.utc)
+        self.state: dict[str, Any] = {}
+        self.stats = SessionStats()
+        self.boot_info: BootInfo | None = None
+        self.registration_status: str | None = None
+        self._call_timeout = self.call_timeout if call_timeout is None else call_timeout
+        self._handler_grace = self.handler_grace if handler_grace is None else handler_grace
+        routes = type(self).routes
+        policy = validation or self.validation
+        if routes.unvalidated:
+            policy = ValidationPolicy(
+                policy.default,
+                {**dict.fromkeys(routes.unvalidated, Validation.OFF), **policy.per_action},
+                policy.quirks,
+            )
+        self.endpoint = Endpoint(self.version, handled=routes.on, validation=policy)
+        self._last_seen = time.time()
+        self._ended: ConnectionEnded | None = None
+        self._in_flight: _PendingCall | None = None
+        self._queue: collections.deque[_PendingCall] = collections.deque()
+        self._inbox: collections.deque[IncomingCall | IncomingSend] = collections.deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._hook_tasks: set[asyncio.Task[None]] = set()
+        self._warned_unexpected = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.station_id!r} OCPP {self.version}>"
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def last_seen(self) -> datetime.datetime:
+        """When the station last sent a frame (connection time before the first)."""
+        return datetime.datetime.fromtimestamp(self._last_seen, datetime.timezone.utc)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended."""
+        return self._ended is not None
+
+    @property
+    def booted(self) -> bool:
+        """Whether a BootNotification has been answered Accepted."""
+        return self.registration_status == "Accepted"
+
+    # -- running ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read and handle the station's messages until the connection ends.
+
+        Returns once the connection has ended and every handler task has finished
+        (see the module docstring for the rule). Cancelling ``run`` closes the
+        session and cancels its handlers.
+        """
+        try:
+            await self._read()
+        except asyncio.CancelledError:
+            self._end(SessionClosed(self.station_id, 1001, "session cancelled"))
+            await self._cancel_tasks()
+            raise
+        await self._drain()
+
+    async def _read(self) -> None:
+        recv = self.transport.recv
+        receive = self.endpoint.receive
+        stats = self.stats
+        while self._ended is None:
+            try:
+                data = await recv()
+            except TransportClosed as closed:
+                self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+                return
+            self._last_seen = time.time()
+            stats.received += 1
+            if type(data) is not str:
+                stats.bad_frames += 1
+                logger.warning("station %r sent a binary frame; closing", self.station_id)
+                await self.close(CLOSE_UNSUPPORTED_DATA, "OCPP-J uses text frames only")
+                return
+            event = receive(data)
+            kind = type(event)
+            if kind is IncomingCall or kind is IncomingSend:
+                self._accept(event)  # type: ignore[arg-type]
+            elif kind is IncomingResult or kind is IncomingError or kind is InvalidAnswer:
+                await self._settle(event)  # type: ignore[arg-type]
+            elif kind is Reply:
+                stats.bad_frames += 1
+                assert isinstance(event, Reply)
+                logger.info(
+                    "station %r: answered a bad frame with %s: %s",
+                    self.station_id,
+                    event.code.value,
+                    event.reason,
+                )
+                await self._send_quietly(event.text)
+            elif kind is Dropped:
+                assert isinstance(event, Dropped)
+                self._dropped(event)
+            else:
+                assert isinstance(event, IncomingResultError)
+                logger.warning(
+                    "station %r reports an error in our CALLRESULT %r: %s %s",
+                    self.station_id,
+                    event.message_id,
+                    event.code,
+                    event.description,
+                )
+
+    def _dropped(self, event: Dropped) -> None:
+        if event.reason.endswith("matches no outstanding CALL"):
+            self.stats.unexpected_answers += 1
+            # A flood of these must not flood the log: warn once, then debug.
+            if not self._warned_unexpected:
+                self._warned_unexpected = True
+                logger.warning(
+                    "station %r: dropped an answer that matches no outstanding CALL "
+                    "(late or unknown; further ones are logged at DEBUG)",
+                    self.station_id,
+                )
+            else:
+                logger.debug("station %r: %s", self.station_id, event.reason)
+        else:
+            self.stats.bad_frames += 1
+            logger.info("station %r: dropped a frame: %s", self.station_id, event.reason)
+
+    async def _drain(self) -> None:
+        tasks = self._tasks()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._handler_grace)
+            if pending:
+                logger.warning(
+                    "station %r: cancelling %d handler task(s) still running %g s "
+                    "after the connection ended",
+                    self.station_id,
+                    len(pending),
+                    self._handler_grace,
+                )
+                await self._cancel_tasks()
+
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        tasks = list(self._hook_tasks)
+        if self._worker is not None:
+            tasks.append(self._worker)
+        return tasks
+
+    async def _cancel_tasks(self) -> None:
+        tasks = self._tasks()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection with ``code``/``reason``.
+
+        Outgoing calls fail with :class:`~csms_kit.exceptions.SessionClosed` at once.
+        Handlers already running may finish (see the module docstring); ``run``
+        returns when they have.
+        """
+        self._end(SessionClosed(self.station_id, code, reason))
+        await self.transport.close(code, reason)
+
+    def _end(self, reason: ConnectionEnded) -> None:
+        """Mark the connection as ended and fail every outgoing call; idempotent."""
+        if self._ended is not None:
+            return
+        self._ended = reason
+        pending = list(self._queue)
+        if self._in_flight is not None:
+            pending.append(self._in_flight)
+        self._in_flight = None
+        self._queue.clear()
+        for call in pending:
+            self._fail(call, self._ended_error())
+
+    def _ended_error(self) -> ConnectionEnded:
+        """A fresh exception saying how the connection ended (one per waiter)."""
+        assert self._ended is not None
+        ended = self._ended
+        return type(ended)(ended.station_id, ended.code, ended.reason)
+
+    # -- the station's CALLs ------------------------------------------------------------
+
+    def _accept(self, event: IncomingCall | IncomingSend) -> None:
+        self._inbox.append(event)
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(
+                self._work(), name=f"csms_kit handler {self.station_id}"
+            )
+
+    async def _work(self) -> None:
+        try:
+            while self._inbox:
+                event = self._inbox.popleft()
+                if type(event) is IncomingCall:
+                    await self._handle_call(event)
+                else:
+                    await self._handle_send(event)  # type: ignore[arg-type]
+        finally:
+            self._worker = None
+
+    async def _invoke(
+        self, handler: Handler, request: Any, payload: dict[str, Any], message_id: str
+    ) -> Any:
+        if handler.ocpp_style:
+            kwargs = camel_to_snake_case(payload)
+            if handler.takes_unique_id:
+                kwargs["call_unique_id"] = message_id
+            result = handler.func(self, **kwargs)
+        else:
+            result = handler.func(self, request)
+        if handler.is_async or inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def _handle_call(self, call: IncomingCall) -> None:
+        handler = type(self).routes.on[call.action]
+        response: Any = None
+        try:
+            response = await self._invoke(handler, call.request, call.payload, call.message_id)
+            text = self.endpoint.result_for(call, response)
+        except asyncio.CancelledError:
+            self.endpoint.forget(call)
+            raise
+        except Exception as exc:  # every failure must become a CALLERROR
+            text = self.endpoint.error_for(call, self._as_ocpp_error(exc, call.action))
+            response = None
+        if call.action == "BootNotification" and response is not None:
+            self.boot_info = BootInfo.from_request(self.version, call.request)
+            self.registration_status = _text(_get(response, "status", "status"))
+        if self._ended is None:
+            await self._send_quietly(text)
+        else:
+            logger.debug(
+                "station %r: answer to %s %r dropped: connection ended",
+                self.station_id,
+                call.action,
+                call.message_id,
+            )
+        if response is not None:
+            self._run_after_hooks(call.action, call.request, response, call.payload)
+
+    async def _handle_send(self, event: IncomingSend) -> None:
+        handler = type(self).routes.on[event.action]
+        try:
+            await self._invoke(handler, event.message, event.payload, event.message_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a SEND has no answer: log it
+            self.stats.handler_errors += 1
+            logger.exception(
+                "station %r: handler for SEND %s failed", self.station_id, event.action
+            )
+            return
+        self._run_after_hooks(event.action, event.message, None, event.payload)
+
+    def _as_ocpp_error(self, exc: Exception, action: str) -> OcppError:
+        if isinstance(exc, OcppError):
+            return exc
+        code = getattr(exc, "code", None)
+        if type(exc).__module__ == "ocpp.exceptions" and isinstance(code, str):
+            # A handler written for the ocpp package raised its OCPPError.
+            mapped = ErrorCode.from_wire(code)
+            if mapped is not None:
+                return OcppError(mapped, str(getattr(exc, "description", "") or ""))
+        self.stats.handler_errors += 1
+        if isinstance(exc, UsageError):
+            logger.error(
+                "station %r: %s handler returned a bad response: %s", self.station_id, action, exc
+            )
+        else:
+            logger.exception("station %r: %s handler failed", self.station_id, action)
+        return OcppError(ErrorCode.INTERNAL_ERROR, _INTERNAL_ERROR_TEXT)
+
+    def _run_after_hooks(
+        self, action: str, request: Any, response: Any, payload: dict[str, Any]
+    ) -> None:
+        for hook in type(self).routes.after.get(action, ()):
+            task = asyncio.get_running_loop().create_task(
+                self._run_after(hook, action, request, response, payload),
+                name=f"csms_kit after {action} {self.station_id}",
+            )
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
+
+    async def _run_after(
+        self, hook: Handler, action: str, request: Any, response: Any, payload: dict[str, Any]
+    ) -> None:
+        try:
+            if hook.ocpp_style:
+                result = hook.func(self, **camel_to_snake_case(payload))
+            elif hook.takes_response:
+                result = hook.func(self, request, response)
+            else:
+                result = hook.func(self, request)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # an @after failure is logged, never lost
+            self.stats.handler_errors += 1
+            logger.exception("station %r: @after hook for %s failed", self.station_id, action)
+
+    # -- calling the station ------------------------------------------------------------
+
+    async def call(
+        self, request: Any, *, action: str | None = None, timeout: float | None = None
+    ) -> Any:
+        """Send ``request`` to the station as a CALL and return its typed response.
+
+        ``request`` is a dataclass from the ``ocpp`` package's ``call`` module for this
+        session's version (its class name is the action), or a dict of the JSON
+        payload with ``action`` given. CALLs go out one at a time, in the order
+        ``call`` was invoked; ``timeout`` (default ``call_timeout``) covers the wait
+        for the turn and for the answer.
+
+        Raises :class:`~csms_kit.exceptions.CallError` if the station answers with a
+        CALLERROR, :class:`~csms_kit.exceptions.InvalidResponse` if its answer breaks
+        the schema, :class:`~csms_kit.exceptions.CallTimeout`,
+        :class:`~csms_kit.exceptions.StationDisconnected` or
+        :class:`~csms_kit.exceptions.SessionClosed`; and
+        :class:`~csms_kit.exceptions.InvalidPayload` (nothing sent) if the request
+        breaks the schema.
+        """
+        if self._ended is not None:
+            raise self._ended_error()
+        outgoing = self.endpoint.prepare_call(request, action)
+        loop = asyncio.get_running_loop()
+        timeout = self._call_timeout if timeout is None else timeout
+        pending = _PendingCall(outgoing, loop.create_future())
+        pending.timer = loop.call_later(timeout, self._expire, pending, timeout)
+        try:
+            if self._in_flight is not None or self._queue:
+                self._queue.append(pending)
+                await pending.future  # resolved with None when it is our turn
+                pending.future = loop.create_future()
+            else:
+                self._in_flight = pending
+            if self._ended is not None:
+                raise self._ended_error()
+            pending.sent = True
+            self.endpoint.call_sent(outgoing)
+            try:
+                await self.transport.send(outgoing.text)
+            except TransportClosed as closed:
+                self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+                raise self._ended_error() from None
+            self.stats.sent += 1
+            return await pending.future
+        finally:
+            pending.timer.cancel()
+            if self._in_flight is pending:
+                self._in_flight = None
+                self.endpoint.abandon_call(outgoing.message_id)
+                self._next_turn()
+            elif not pending.sent and pending in self._queue:
+                self._queue.remove(pending)
+
+    def _next_turn(self) -> None:
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                self._in_flight = pending
+                pending.future.set_result(None)
+                return
+
+    def _fail(self, pending: _PendingCall, error: Exception) -> None:
+        if not pending.future.done():
+            pending.future.set_exception(error)
+
+    def _expire(self, pending: _PendingCall, timeout: float) -> None:
+        call = pending.call
+        message_id = call.message_id if pending.sent else None
+        self._fail(pending, CallTimeout(self.station_id, call.action, message_id, timeout))
+
+    async def _settle(self, event: IncomingResult | IncomingError | InvalidAnswer) -> None:
+        pending = self._in_flight
+        if pending is None or pending.call.message_id != event.message_id:
+            return  # the endpoint matched it, so the caller gave up in between
+        if type(event) is IncomingResult:
+            if not pending.future.done():
+                pending.future.set_result(event.response)
+        elif type(event) is IncomingError:
+            self._fail(
+                pending,
+                CallError(
+                    self.station_id,
+                    event.action,
+                    event.message_id,
+                    event.code,
+                    event.description,
+                    event.details,
+                ),
+            )
+        else:
+            assert isinstance(event, InvalidAnswer)
+            self.stats.bad_frames += 1
+            self._fail(
+                pending,
+                InvalidResponse(
+                    self.station_id, event.action, event.message_id, event.code, event.description
+                ),
+            )
+            if event.reply is not None:
+                await self._send_quietly(event.reply)
+
+    async def send(self, message: Any, *, action: str | None = None) -> None:
+        """Send an OCPP 2.1 SEND message (never answered); allowed while a CALL is out."""
+        if self._ended is not None:
+            raise self._ended_error()
+        text = self.endpoint.prepare_send(message, action)
+        try:
+            await self.transport.send(text)
+        except TransportClosed as closed:
+            self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+            raise self._ended_error() from None
+        self.stats.sent += 1
+
+    async def _send_quietly(self, text: str) -> None:
+        """Send a frame the session owes the station; a closed connection is not an error."""
+        try:
+            await self.transport.send(text)
+        except TransportClosed as closed:
+            self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+        else:
+            self.stats.sent += 1
+
+
+StationSession.routes = collect_routes(StationSession)

@@ -1,0 +1,77 @@
+"""What a :class:`~csms_kit.session.StationSession` needs from a connection.
+
+Any object with the three coroutine methods of :class:`Transport` will do; the
+session never touches the socket itself. :class:`WebSocketTransport` adapts a
+``websockets`` connection; :func:`csms_kit.testing.memory_transport_pair` gives an
+in-memory pair for tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from websockets.asyncio.connection import Connection
+from websockets.exceptions import ConnectionClosed
+
+from csms_kit.exceptions import TransportClosed
+
+__all__ = ["Transport", "WebSocketTransport"]
+
+#: Close code for an abnormal closure: no close frame was received.
+ABNORMAL_CLOSURE = 1006
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A message-oriented, bidirectional connection to one station.
+
+    Error handling: once the connection has ended, ``recv`` and ``send`` raise
+    :class:`~csms_kit.exceptions.TransportClosed`; ``close`` never raises.
+    """
+
+    async def recv(self) -> str | bytes:
+        """The next message: ``str`` for a text frame, ``bytes`` for a binary one."""
+        ...
+
+    async def send(self, message: str) -> None:
+        """Send one text message."""
+        ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection with a close frame ``code``/``reason``."""
+        ...
+
+
+def _closed(exc: ConnectionClosed) -> TransportClosed:
+    if exc.rcvd is None:
+        return TransportClosed(ABNORMAL_CLOSURE, "")
+    return TransportClosed(exc.rcvd.code, exc.rcvd.reason)
+
+
+class WebSocketTransport:
+    """:class:`Transport` over a ``websockets`` (asyncio API) connection."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    async def recv(self) -> str | bytes:
+        try:
+            return await self.connection.recv()
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def send(self, message: str) -> None:
+        try:
+            await self.connection.send(message)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.connection.close(code, reason)
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address as the socket reports it."""
+        return self.connection.remote_address
