@@ -634,3 +634,94 @@ async def test_last_seen_and_stats_move() -> None:
         assert (session.stats.received, session.stats.sent) == (1, 1)
         assert session.connected_at <= first
         assert repr(session) == "<Csms16 'CP-1' OCPP 1.6>"
+
+
+async def test_broken_transport_ends_the_session(caplog: pytest.LogCaptureFixture) -> None:
+    """A transport whose recv raises something unexpected ends the session cleanly."""
+
+    class Broken:
+        def __init__(self) -> None:
+            self.closed_with: tuple[int, str] | None = None
+
+        async def recv(self) -> str:
+            raise RuntimeError("socket exploded")
+
+        async def send(self, message: str) -> None:
+            raise AssertionError("nothing to send")
+
+        async def close(self, code: int = 1000, reason: str = "") -> None:
+            self.closed_with = (code, reason)
+
+    transport = Broken()
+    session = Csms16("CP-1", transport, "1.6")
+    await asyncio.wait_for(session.run(), 1)
+    assert session.closed
+    assert transport.closed_with == (1011, "transport failure")
+    assert any("transport failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_ocpp_package_errors_raised_in_handlers_keep_their_code() -> None:
+    """An ocpp.exceptions error raised by a migrated handler answers with its code."""
+    from ocpp.exceptions import NotSupportedError
+
+    class Legacy(Csms16):
+        @on("Authorize")
+        def authorize(self, request: call16.Authorize) -> Any:
+            raise NotSupportedError(description="tags are not supported")
+
+    async with running(Legacy) as (_, station):
+        answer = await station.call("a", "Authorize", {"idTag": "T"})
+        assert answer == [4, "a", "NotSupported", "tags are not supported", {}]
+
+
+async def test_dict_boot_answer_sets_registration_status() -> None:
+    """A BootNotification handler returning a dict still records the registration status."""
+
+    class DictBoot(StationSession):
+        @on("BootNotification")
+        def boot(self, request: Any) -> Any:
+            return {"status": "Rejected", "currentTime": NOW, "interval": 5}
+
+    async with running(DictBoot) as (session, station):
+        answer = await station.call("b", "BootNotification", BOOT16)
+        assert answer[2]["status"] == "Rejected"
+        assert session.registration_status == "Rejected"
+        assert session.boot_info is not None
+
+
+async def test_failing_send_handler_is_logged_and_21_result_errors_are_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failing SEND handler is logged, never answered; a CALLRESULTERROR is logged."""
+
+    class Streams(StationSession):
+        @on("NotifyPeriodicEventStream")
+        async def stream(self, message: Any) -> None:
+            raise RuntimeError("stream store down")
+
+    payload = {"id": 1, "pending": 0, "basetime": NOW, "data": [{"t": 0, "v": "1"}]}
+    async with running(Streams, "2.1") as (session, station):
+        await station.send([6, "s1", "NotifyPeriodicEventStream", payload])
+        await station.send([5, "r1", "FormatViolation", "your result was bad", {}])
+        assert await station.nothing_more(0.1)
+        assert session.stats.handler_errors == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("SEND NotifyPeriodicEventStream failed" in m for m in messages)
+    assert any("error in our CALLRESULT" in m and "r1" in m for m in messages)
+
+
+async def test_calls_and_sends_on_a_dead_transport_raise_station_disconnected() -> None:
+    """call() and send() whose frame cannot be written raise StationDisconnected."""
+    csms_side, station_side = memory_transport_pair()
+    session = StationSession("CP-1", csms_side, "2.1")
+    await station_side.close(1006)
+    with pytest.raises(StationDisconnected):
+        await session.call({"type": "Immediate"}, action="Reset")
+    session = StationSession("CP-2", csms_side, "2.1")
+    with pytest.raises(StationDisconnected):
+        await session.send(
+            {"id": 1, "pending": 0, "basetime": NOW, "data": [{"t": 0, "v": "1"}]},
+            action="NotifyPeriodicEventStream",
+        )
+    with pytest.raises(StationDisconnected):
+        await session.send({"id": 1}, action="NotifyPeriodicEventStream")

@@ -76,6 +76,8 @@ logger = logging.getLogger("csms_kit.session")
 
 #: Close code when the station sends a binary frame (RFC 6455: unsupported data).
 CLOSE_UNSUPPORTED_DATA = 1003
+#: Close code when the transport itself fails (RFC 6455: internal error).
+CLOSE_INTERNAL_ERROR = 1011
 _INTERNAL_ERROR_TEXT = "An internal error occurred while handling the request"
 
 
@@ -259,6 +261,11 @@ class StationSession:
                 data = await recv()
             except TransportClosed as closed:
                 self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+                return
+            except Exception:
+                # A broken transport must not leave a half-alive session behind.
+                logger.exception("station %r: transport failed; closing", self.station_id)
+                await self.close(CLOSE_INTERNAL_ERROR, "transport failure")
                 return
             self._last_seen = time.time()
             stats.received += 1

@@ -23,6 +23,7 @@ spelled per version.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Callable, Container
@@ -165,6 +166,17 @@ class OutgoingCall:
 
 
 Check = Callable[[Any], None]
+Plan = tuple[Check | None, PayloadCodec, Validation]
+
+
+@functools.lru_cache(maxsize=128)
+def _plan_table(version: OcppVersion, policy: ValidationPolicy) -> dict[tuple[str, Message], Plan]:
+    """(action, message) -> (check or None, codec, mode), filled on first use.
+
+    Shared by every endpoint with the same version and policy, so a session costs
+    no memory for it.
+    """
+    return {}
 
 
 class Endpoint:
@@ -193,8 +205,7 @@ class Endpoint:
         self._awaiting: tuple[str, str] | None = None
         self._id_prefix = secrets.token_hex(6) + "-"
         self._id_counter = 0
-        # (action, message) -> (check or None, codec, mode), filled on first use.
-        self._plans: dict[tuple[str, Message], tuple[Check | None, PayloadCodec, Validation]] = {}
+        self._plans = _plan_table(version, self.validation)
 
     # -- planning ----------------------------------------------------------------------
 

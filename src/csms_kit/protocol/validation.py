@@ -73,6 +73,9 @@ class ValidationPolicy:
         )
         object.__setattr__(self, "quirks", tuple(self.quirks))
 
+    def __hash__(self) -> int:
+        return hash((self.default, frozenset(self.per_action.items()), self.quirks))
+
     def mode_for(self, action: str) -> Validation:
         """The mode that applies to ``action``."""
         return self.per_action.get(action, self.default)
