@@ -131,12 +131,56 @@ def test_router_functions_combine_into_a_session_class() -> None:
     other = Router()
 
     @other.on("Heartbeat")
-    def heartbeat(session: Any, request: Any) -> Any: ...
+    def heartbeat(session: Any, request: Any) -> str:
+        return "router"
+
+    class Override(S):  # a subclass's router replaces the base's method
+        routers = [other]
+
+    assert Override.routes.on["Heartbeat"].func(None, None) == "router"
+    assert Override.routes.on["StartTransaction"].func(None, None) == "start"
+
+    clashing = Router()
+
+    @clashing.on("Heartbeat")
+    def heartbeat_again(session: Any, request: Any) -> Any: ...
 
     with pytest.raises(UsageError, match="two handlers"):
 
-        class Clash(S):
-            routers = [other]
+        class Clash(StationSession):  # a method and a router of one class
+            routers = [clashing]
+
+            @on("Heartbeat")
+            def heartbeat(self, request: Any) -> Any: ...
+
+
+def test_subclass_method_replaces_base_router_handler() -> None:
+    """A subclass method overrides the handler a base class got from its router."""
+    router = Router()
+
+    @router.on("Heartbeat")
+    def heartbeat(session: Any, request: Any) -> str:
+        return "router"
+
+    class Base(StationSession):
+        routers = [router]
+
+    class Child(Base):
+        @on("Heartbeat")
+        def heartbeat(self, request: Any) -> str:
+            return "method"
+
+    assert Child.routes.on["Heartbeat"].func(None, None) == "method"
+    assert Base.routes.on["Heartbeat"].func(None, None) == "router"
+
+
+def test_misspelt_actions_fail_at_class_creation() -> None:
+    """An action no OCPP version defines is refused when the class is built."""
+    with pytest.raises(UsageError, match="Heartbeet"):
+
+        class Typo(StationSession):
+            @on("Heartbeet")
+            def heartbeat(self, request: Any) -> Any: ...
 
 
 def test_router_refuses_registration_after_use() -> None:
@@ -186,3 +230,4 @@ def test_collect_routes_ignores_non_callables() -> None:
         value = 3
 
     assert collect_routes(S).on == {}
+    assert S.routes.on == {}

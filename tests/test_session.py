@@ -667,11 +667,11 @@ async def test_ocpp_package_errors_raised_in_handlers_keep_their_code() -> None:
     class Legacy(Csms16):
         @on("Authorize")
         def authorize(self, request: call16.Authorize) -> Any:
-            raise NotSupportedError(description="tags are not supported")
+            raise NotSupportedError(description="tags are not supported", details={"x": 1})
 
     async with running(Legacy) as (_, station):
         answer = await station.call("a", "Authorize", {"idTag": "T"})
-        assert answer == [4, "a", "NotSupported", "tags are not supported", {}]
+        assert answer == [4, "a", "NotSupported", "tags are not supported", {"x": 1}]
 
 
 async def test_dict_boot_answer_sets_registration_status() -> None:
@@ -725,3 +725,78 @@ async def test_calls_and_sends_on_a_dead_transport_raise_station_disconnected() 
         )
     with pytest.raises(StationDisconnected):
         await session.send({"id": 1}, action="NotifyPeriodicEventStream")
+
+
+async def test_policy_mistakes_fail_when_the_session_is_built() -> None:
+    """A misspelt action or a quirk that fits no schema fails at construction, not later."""
+    from csms_kit import Quirk, Validation, ValidationPolicy
+
+    csms_side, _ = memory_transport_pair()
+    bad_field = ValidationPolicy(
+        quirks=(Quirk("BootNotification", "noSuchField", ("maxLength",)),)
+    )
+    with pytest.raises(UsageError, match="noSuchField"):
+        Csms16("CP-1", csms_side, "1.6", validation=bad_field)
+    with pytest.raises(UsageError, match="Heartbeet"):
+        Csms16(
+            "CP-1",
+            csms_side,
+            "1.6",
+            validation=ValidationPolicy(per_action={"Heartbeet": Validation.OFF}),
+        )
+    with pytest.raises(UsageError, match="BootNotificaton"):
+        Csms16(
+            "CP-1",
+            csms_side,
+            "1.6",
+            validation=ValidationPolicy(quirks=(Quirk("BootNotificaton", "x", ("maxLength",)),)),
+        )
+    # A quirk for a 2.0.1-only action is fine on a 1.6 session: it just does not apply.
+    other_version = ValidationPolicy(quirks=(Quirk("TransactionEvent", "seqNo", ("minimum",)),))
+    Csms16("CP-1", csms_side, "1.6", validation=other_version)
+
+
+async def test_handler_returning_another_actions_dataclass_is_internal_error() -> None:
+    """Returning the wrong call_result class is caught, not sent as an empty payload."""
+
+    class Confused(Csms16):
+        @on("StatusNotification")
+        def status(self, request: Any) -> Any:
+            return result16.Heartbeat(current_time=NOW)
+
+    async with running(Confused) as (_, station):
+        payload = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+        answer = await station.call("s", "StatusNotification", payload)
+        assert answer[:3] == [4, "s", "InternalError"]
+
+
+async def test_cancelling_run_closes_the_connection() -> None:
+    """Cancelling run() sends the station a 1001 close."""
+    from csms_kit import TransportClosed
+
+    csms_side, station_side = memory_transport_pair()
+    run = asyncio.create_task(Csms16("CP-1", csms_side, "1.6").run())
+    await asyncio.sleep(0.01)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    with pytest.raises(TransportClosed) as caught:
+        await station_side.recv()
+    assert caught.value.code == 1001
+
+
+async def test_ocpp_style_after_hook_gets_call_unique_id() -> None:
+    """An ocpp.routing.after hook declaring call_unique_id receives the messageId."""
+    from ocpp.routing import after as ocpp_after
+
+    seen: list[str] = []
+
+    class Legacy(Csms16):
+        @ocpp_after("Heartbeat")
+        def later(self, call_unique_id: str, **kwargs: Any) -> None:
+            seen.append(call_unique_id)
+
+    async with running(Legacy) as (_, station):
+        await station.call("hb-7", "Heartbeat", {})
+        await asyncio.sleep(0.01)
+    assert seen == ["hb-7"]

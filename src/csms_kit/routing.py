@@ -9,8 +9,10 @@ module-global list::
             ...
 
 A route belongs to the method's *name*: a subclass that overrides ``heartbeat``
-without decorating it again still handles Heartbeat. Two methods of one class for
-one action is an error; a subclass's handler for an action replaces its base's.
+without decorating it again still handles Heartbeat. Two handlers for one action in
+one class (its methods and its routers together) are an error; a subclass's handler
+for an action replaces its base's. Action names are checked against every OCPP
+version when the class is created, so a typo fails at import time.
 
 For big apps, handlers can be free functions on a :class:`Router`, combined into a
 session class with ``routers = [billing, status]``. A router's functions take the
@@ -26,11 +28,12 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from csms_kit.exceptions import UsageError
+from csms_kit.protocol.schemas import check_action_name
 
 __all__ = ["Handler", "RouteTable", "Router", "after", "on"]
 
@@ -190,43 +193,53 @@ class Router:
         return decorate
 
 
-def collect_routes(cls: type, routers: Sequence[Router] = ()) -> RouteTable:
-    """Build the route table of session class ``cls`` from its methods and ``routers``."""
-    on_names: dict[str, str] = {}
-    after_names: dict[str, list[str]] = {}
+def collect_routes(cls: type) -> RouteTable:
+    """Build the route table of session class ``cls`` from its methods and routers.
+
+    Classes are read from base to subclass; at each level the class's own methods
+    and the routers it lists in ``routers`` form one layer, in which two handlers for
+    one action are an error. A later layer's handler replaces an earlier one's.
+    """
+    # action -> method name (resolved on cls at the end) or router function
+    on: dict[str, str | Callable[..., Any]] = {}
+    after_hooks: dict[str, list[str | Callable[..., Any]]] = {}
     for klass in reversed(cls.__mro__):
-        local: dict[str, str] = {}
+        layer: dict[str, str | Callable[..., Any]] = {}
         for name, attr in vars(klass).items():
             for action in _actions(attr, _ON, "_on_action"):
-                if local.get(action, name) != name:
-                    raise UsageError(
-                        f"{klass.__qualname__} has two handlers for {action}: "
-                        f"{local[action]} and {name}"
-                    )
-                local[action] = name
+                _claim(layer, klass, action, name)
             for action in _actions(attr, _AFTER, "_after_action"):
-                names = after_names.setdefault(action, [])
-                if name not in names:
-                    names.append(name)
-        on_names.update(local)
+                hooks = after_hooks.setdefault(action, [])
+                if name not in hooks:
+                    hooks.append(name)
+        for router in vars(klass).get("routers", ()):
+            for action, func in router._on.items():
+                _claim(layer, klass, action, func)
+            for action, funcs in router._after.items():
+                after_hooks.setdefault(action, []).extend(funcs)
+            router._used_by = router._used_by or klass.__qualname__
+        on.update(layer)
 
-    def handler(name: str) -> Handler:
-        func = getattr(cls, name)
-        return Handler.for_function(
-            func, ocpp_style=hasattr(func, "_on_action") or hasattr(func, "_after_action")
-        )
+    for action in (*on, *after_hooks):
+        check_action_name(action, f"{cls.__qualname__} handler")
 
-    on_table = {action: handler(name) for action, name in on_names.items()}
-    after_table = {action: [handler(n) for n in names] for action, names in after_names.items()}
-    for router in routers:
-        for action, func in router._on.items():
-            if action in on_table:
-                raise UsageError(f"{cls.__qualname__} has two handlers for {action}")
-            on_table[action] = Handler.for_function(func)
-        for action, funcs in router._after.items():
-            after_table.setdefault(action, []).extend(Handler.for_function(f) for f in funcs)
-        router._used_by = cls.__qualname__
-    return RouteTable(on_table, {a: tuple(h) for a, h in after_table.items()})
+    def handler(target: str | Callable[..., Any]) -> Handler:
+        if not isinstance(target, str):
+            return Handler.for_function(target)
+        func = getattr(cls, target)
+        ocpp_style = hasattr(func, "_on_action") or hasattr(func, "_after_action")
+        return Handler.for_function(func, ocpp_style=ocpp_style)
+
+    return RouteTable(
+        {action: handler(target) for action, target in on.items()},
+        {action: tuple(map(handler, targets)) for action, targets in after_hooks.items()},
+    )
+
+
+def _claim(layer: dict[str, Any], klass: type, action: str, target: Any) -> None:
+    if action in layer and layer[action] != target:
+        raise UsageError(f"{klass.__qualname__} has two handlers for {action}")
+    layer[action] = target
 
 
 def _actions(attr: Any, marker: str, ocpp_marker: str) -> Iterable[str]:

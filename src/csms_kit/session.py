@@ -76,6 +76,8 @@ logger = logging.getLogger("csms_kit.session")
 
 #: Close code when the station sends a binary frame (RFC 6455: unsupported data).
 CLOSE_UNSUPPORTED_DATA = 1003
+#: Close code when the CSMS side goes away (RFC 6455).
+CLOSE_GOING_AWAY = 1001
 #: Close code when the transport itself fails (RFC 6455: internal error).
 CLOSE_INTERNAL_ERROR = 1011
 _INTERNAL_ERROR_TEXT = "An internal error occurred while handling the request"
@@ -173,7 +175,7 @@ class StationSession:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.routes = collect_routes(cls, cls.routers)
+        cls.routes = collect_routes(cls)
 
     def __init__(
         self,
@@ -189,7 +191,11 @@ class StationSession:
         self.station_id = station_id
         self.transport = transport
         self.version = OcppVersion.parse(version)
-        self.remote_address = remote_address
+        self.remote_address = (
+            getattr(transport, "remote_address", None)
+            if remote_address is None
+            else remote_address
+        )
         self.connected_at = datetime.datetime.now(datetime.timezone.utc)
         self.state: dict[str, Any] = {}
         self.stats = SessionStats()
@@ -205,7 +211,9 @@ class StationSession:
                 {**dict.fromkeys(routes.unvalidated, Validation.OFF), **policy.per_action},
                 policy.quirks,
             )
-        self.endpoint = Endpoint(self.version, handled=routes.on, validation=policy)
+        self.endpoint = Endpoint(
+            self.version, handled=routes.on, validation=policy, station_id=station_id
+        )
         self._last_seen = time.time()
         self._ended: ConnectionEnded | None = None
         self._in_flight: _PendingCall | None = None
@@ -247,8 +255,9 @@ class StationSession:
         try:
             await self._read()
         except asyncio.CancelledError:
-            self._end(SessionClosed(self.station_id, 1001, "session cancelled"))
+            self._end(SessionClosed(self.station_id, CLOSE_GOING_AWAY, "session cancelled"))
             await self._cancel_tasks()
+            await self.transport.close(CLOSE_GOING_AWAY, "session cancelled")
             raise
         await self._drain()
 
@@ -286,7 +295,7 @@ class StationSession:
                 logger.info(
                     "station %r: answered a bad frame with %s: %s",
                     self.station_id,
-                    event.code.value,
+                    event.code.spelled_for(self.version),
                     event.reason,
                 )
                 await self._send_quietly(event.text)
@@ -400,15 +409,20 @@ class StationSession:
         self, handler: Handler, request: Any, payload: dict[str, Any], message_id: str
     ) -> Any:
         if handler.ocpp_style:
-            kwargs = camel_to_snake_case(payload)
-            if handler.takes_unique_id:
-                kwargs["call_unique_id"] = message_id
-            result = handler.func(self, **kwargs)
+            result = handler.func(self, **self._ocpp_kwargs(handler, payload, message_id))
         else:
             result = handler.func(self, request)
         if handler.is_async or inspect.isawaitable(result):
             result = await result
         return result
+
+    @staticmethod
+    def _ocpp_kwargs(handler: Handler, payload: dict[str, Any], message_id: str) -> dict[str, Any]:
+        """Arguments the way the ocpp package's ChargePoint passes them."""
+        kwargs: dict[str, Any] = camel_to_snake_case(payload)
+        if handler.takes_unique_id:
+            kwargs["call_unique_id"] = message_id
+        return kwargs
 
     async def _handle_call(self, call: IncomingCall) -> None:
         handler = type(self).routes.on[call.action]
@@ -435,7 +449,7 @@ class StationSession:
                 call.message_id,
             )
         if response is not None:
-            self._run_after_hooks(call.action, call.request, response, call.payload)
+            self._run_after_hooks(call, call.request, response)
 
     async def _handle_send(self, event: IncomingSend) -> None:
         handler = type(self).routes.on[event.action]
@@ -449,7 +463,7 @@ class StationSession:
                 "station %r: handler for SEND %s failed", self.station_id, event.action
             )
             return
-        self._run_after_hooks(event.action, event.message, None, event.payload)
+        self._run_after_hooks(event, event.message, None)
 
     def _as_ocpp_error(self, exc: Exception, action: str) -> OcppError:
         if isinstance(exc, OcppError):
@@ -459,7 +473,12 @@ class StationSession:
             # A handler written for the ocpp package raised its OCPPError.
             mapped = ErrorCode.from_wire(code)
             if mapped is not None:
-                return OcppError(mapped, str(getattr(exc, "description", "") or ""))
+                details = getattr(exc, "details", None)
+                return OcppError(
+                    mapped,
+                    str(getattr(exc, "description", "") or ""),
+                    details if isinstance(details, dict) else None,
+                )
         self.stats.handler_errors += 1
         if isinstance(exc, UsageError):
             logger.error(
@@ -470,22 +489,25 @@ class StationSession:
         return OcppError(ErrorCode.INTERNAL_ERROR, _INTERNAL_ERROR_TEXT)
 
     def _run_after_hooks(
-        self, action: str, request: Any, response: Any, payload: dict[str, Any]
+        self, event: IncomingCall | IncomingSend, request: Any, response: Any
     ) -> None:
-        for hook in type(self).routes.after.get(action, ()):
+        for hook in type(self).routes.after.get(event.action, ()):
             task = asyncio.get_running_loop().create_task(
-                self._run_after(hook, action, request, response, payload),
-                name=f"csms_kit after {action} {self.station_id}",
+                self._run_after(hook, event, request, response),
+                name=f"csms_kit after {event.action} {self.station_id}",
             )
             self._hook_tasks.add(task)
             task.add_done_callback(self._hook_tasks.discard)
 
     async def _run_after(
-        self, hook: Handler, action: str, request: Any, response: Any, payload: dict[str, Any]
+        self, hook: Handler, event: IncomingCall | IncomingSend, request: Any, response: Any
     ) -> None:
+        action = event.action
         try:
             if hook.ocpp_style:
-                result = hook.func(self, **camel_to_snake_case(payload))
+                result = hook.func(
+                    self, **self._ocpp_kwargs(hook, event.payload, event.message_id)
+                )
             elif hook.takes_response:
                 result = hook.func(self, request, response)
             else:

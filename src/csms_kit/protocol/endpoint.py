@@ -38,7 +38,9 @@ from csms_kit.protocol.schemas import (
     Message,
     SchemaViolation,
     call_actions,
+    check_action_name,
     compile_validator,
+    known_actions,
     send_actions,
 )
 from csms_kit.protocol.validation import Validation, ValidationPolicy
@@ -174,8 +176,16 @@ def _plan_table(version: OcppVersion, policy: ValidationPolicy) -> dict[tuple[st
     """(action, message) -> (check or None, codec, mode), filled on first use.
 
     Shared by every endpoint with the same version and policy, so a session costs
-    no memory for it.
+    no memory for it. Creating it checks the policy, so that a misspelt action or a
+    quirk that does not fit its schema fails when the session is built, not at the
+    station's first message.
     """
+    for action in policy.per_action:
+        check_action_name(action, "ValidationPolicy.per_action")
+    for quirk in policy.quirks:
+        check_action_name(quirk.action, "Quirk")
+        if quirk.action in known_actions(version):
+            compile_validator(version, quirk.action, quirk.message, (quirk,))
     return {}
 
 
@@ -194,8 +204,10 @@ class Endpoint:
         handled: Container[str] = frozenset(),
         validation: ValidationPolicy | None = None,
         max_incoming: int = 16,
+        station_id: str = "",
     ) -> None:
         self.version = version
+        self.station_id = station_id
         self.handled = handled
         self.validation = validation or ValidationPolicy()
         self.max_incoming = max_incoming
@@ -238,7 +250,8 @@ class Endpoint:
             if mode is Validation.ENFORCE:
                 raise
             logger.warning(
-                "OCPP %s %s %s breaks the schema (validation=log): %s",
+                "station %r: OCPP %s %s %s breaks the schema (validation=log): %s",
+                self.station_id,
                 self.version,
                 action,
                 message,
@@ -277,7 +290,8 @@ class Endpoint:
             and bad.message_id == self._awaiting[0]
             and bad.message_type in (frames.MessageType.CALLRESULT, frames.MessageType.CALLERROR)
         ):
-            return self._invalid_answer(bad.code, bad.reason)
+            about_result = bad.message_type == frames.MessageType.CALLRESULT
+            return self._invalid_answer(bad.code, bad.reason, about_result=about_result)
         return Dropped(bad.reason, bad.message_id)
 
     def _receive_call(self, frame: frames.Call) -> Event:
@@ -341,7 +355,7 @@ class Endpoint:
         try:
             response = self._decode(action, "response", frame.payload)
         except SchemaViolation as violation:
-            return self._invalid_answer(violation.code, violation.description)
+            return self._invalid_answer(violation.code, violation.description, about_result=True)
         self._awaiting = None
         return IncomingResult(frame.message_id, action, response, frame.payload)
 
@@ -354,12 +368,15 @@ class Endpoint:
             frame.message_id, action, frame.code, frame.description, frame.details
         )
 
-    def _invalid_answer(self, code: ErrorCode, description: str) -> InvalidAnswer:
+    def _invalid_answer(
+        self, code: ErrorCode, description: str, *, about_result: bool
+    ) -> InvalidAnswer:
         assert self._awaiting is not None
         message_id, action = self._awaiting
         self._awaiting = None
         reply = None
-        if self.version is OcppVersion.V21:
+        # Only OCPP 2.1 can report a bad CALLRESULT; nothing reports a bad CALLERROR.
+        if about_result and self.version is OcppVersion.V21:
             reply = frames.serialize_error(
                 message_id, code, description, None, self.version, about_result=True
             )
@@ -391,10 +408,10 @@ class Endpoint:
 
     def _encode(self, action: str, message: Message, value: Any) -> dict[str, Any]:
         check, codec, mode = self._plan(action, message)
-        if value is None or not (isinstance(value, (dict, codec.type)) or _is_dataclass(value)):
+        if not isinstance(value, dict) and not _is_message_class(type(value), codec.type):
             raise UsageError(
                 f"{action} {message} must be {codec.type.__module__}.{codec.type.__qualname__} "
-                f"or a dict, not {type(value).__name__}"
+                f"or a dict, not {type(value).__module__}.{type(value).__qualname__}"
             )
         try:
             payload: dict[str, Any] = codec.encode(value)
@@ -455,8 +472,11 @@ class Endpoint:
         return frames.serialize_send(f"{self._id_prefix}{self._id_counter}", action, payload)
 
 
-def _is_dataclass(value: Any) -> bool:
-    return hasattr(type(value), "__dataclass_fields__")
+def _is_message_class(cls: type[Any], expected: type[Any]) -> bool:
+    # Same-named dataclasses of another version are fine: fields are matched by name.
+    return cls is expected or (
+        cls.__name__ == expected.__name__ and hasattr(cls, "__dataclass_fields__")
+    )
 
 
 def _action_of(request: Any, action: str | None) -> str:

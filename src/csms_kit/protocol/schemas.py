@@ -29,7 +29,9 @@ from csms_kit.versions import OcppVersion
 __all__ = [
     "Message",
     "SchemaViolation",
+    "any_version_actions",
     "call_actions",
+    "check_action_name",
     "compile_validator",
     "known_actions",
     "load_schema",
@@ -81,6 +83,18 @@ def known_actions(version: OcppVersion) -> frozenset[str]:
             stem = stem[: -len("Request")]
         actions.add(stem)
     return frozenset(actions)
+
+
+@functools.cache
+def any_version_actions() -> frozenset[str]:
+    """Every action some OCPP version defines: a name outside it is a typo."""
+    return frozenset().union(*(known_actions(v) for v in OcppVersion))
+
+
+def check_action_name(action: str, where: str) -> None:
+    """Raise :class:`~csms_kit.exceptions.UsageError` if no OCPP version has ``action``."""
+    if action not in any_version_actions():
+        raise UsageError(f"{where}: {action!r} is not an action of any OCPP version")
 
 
 @functools.cache
