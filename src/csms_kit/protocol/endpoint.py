@@ -32,7 +32,7 @@ from typing import Any
 
 from csms_kit.error_codes import ErrorCode
 from csms_kit.exceptions import InvalidPayload, OcppError, UsageError
-from csms_kit.protocol import frames
+from csms_kit.protocol import frames, jsontext
 from csms_kit.protocol.payloads import PayloadCodec, payload_codec
 from csms_kit.protocol.schemas import (
     Message,
@@ -391,20 +391,69 @@ class Endpoint:
         payload. Raises :class:`~csms_kit.exceptions.InvalidPayload` if it breaks the
         schema (in enforce mode); the call then still needs :meth:`error_for`.
         """
-        payload = self._encode(call.action, "response", response)
-        self._in_progress.discard(call.message_id)
-        return frames.serialize_result(call.message_id, payload)
+        self._check_unanswered(call)
+        message_id = call.message_id
+        text = self._write(
+            call.action,
+            "response",
+            response,
+            lambda payload: frames.serialize_result(message_id, payload),
+        )
+        self._in_progress.discard(message_id)
+        return text
 
     def error_for(self, call: IncomingCall, error: OcppError) -> str:
-        """The CALLERROR text answering ``call`` with ``error``."""
+        """The CALLERROR text answering ``call`` with ``error``.
+
+        Details that JSON cannot carry are replaced by ``{}``: the answer must go out.
+        """
+        self._check_unanswered(call)
+        try:
+            text = frames.serialize_error(
+                call.message_id, error.code, error.description, error.details, self.version
+            )
+            if jsontext.might_hold_surrogates(text) and jsontext.has_lone_surrogate(
+                jsontext.decode(text)
+            ):
+                raise ValueError("lone surrogate")
+        except (TypeError, ValueError, RecursionError):
+            logger.warning(
+                "station %r: details of the CALLERROR for %s cannot be sent as JSON; "
+                "sending {} instead",
+                self.station_id,
+                call.action,
+            )
+            text = frames.serialize_error(
+                call.message_id, error.code, str(error.description), None, self.version
+            )
         self._in_progress.discard(call.message_id)
-        return frames.serialize_error(
-            call.message_id, error.code, error.description, error.details, self.version
-        )
+        return text
+
+    def _check_unanswered(self, call: IncomingCall) -> None:
+        if call.message_id not in self._in_progress:
+            raise UsageError(f"the {call.action} CALL {call.message_id!r} was already answered")
 
     def forget(self, call: IncomingCall) -> None:
         """Stop tracking ``call`` without answering it (the connection is gone)."""
         self._in_progress.discard(call.message_id)
+
+    def _write(
+        self, action: str, message: Message, value: Any, serialize: Callable[[Any], str]
+    ) -> str:
+        """Encode, validate and serialize ``value``; only sound JSON text comes out."""
+        payload = self._encode(action, message, value)
+        try:
+            text = serialize(payload)
+        except (TypeError, ValueError, RecursionError):
+            # e.g. NaN, or an object in a field the schema leaves free (DataTransfer data)
+            raise InvalidPayload(
+                action, ErrorCode.FORMAT_VIOLATION, f"{message} holds a value JSON cannot carry"
+            ) from None
+        if jsontext.might_hold_surrogates(text) and jsontext.has_lone_surrogate(payload):
+            raise InvalidPayload(
+                action, ErrorCode.FORMAT_VIOLATION, f"{message} holds a lone UTF-16 surrogate"
+            )
+        return text
 
     def _encode(self, action: str, message: Message, value: Any) -> dict[str, Any]:
         check, codec, mode = self._plan(action, message)
@@ -437,10 +486,15 @@ class Endpoint:
         action = _action_of(request, action)
         if action not in self._call_actions:
             raise UsageError(f"{action} is not a CALL action in OCPP {self.version}")
-        payload = self._encode(action, "request", request)
+        message_id = f"{self._id_prefix}{self._id_counter + 1}"
+        text = self._write(
+            action,
+            "request",
+            request,
+            lambda payload: frames.serialize_call(message_id, action, payload),
+        )
         self._id_counter += 1
-        message_id = f"{self._id_prefix}{self._id_counter}"
-        return OutgoingCall(message_id, action, frames.serialize_call(message_id, action, payload))
+        return OutgoingCall(message_id, action, text)
 
     def call_sent(self, call: OutgoingCall) -> None:
         """Record that ``call`` went out; its answer is now expected."""
@@ -467,9 +521,15 @@ class Endpoint:
         action = _action_of(message, action)
         if action not in self._send_actions:
             raise UsageError(f"{action} is not a SEND message in OCPP {self.version}")
-        payload = self._encode(action, "request", message)
+        message_id = f"{self._id_prefix}{self._id_counter + 1}"
+        text = self._write(
+            action,
+            "request",
+            message,
+            lambda payload: frames.serialize_send(message_id, action, payload),
+        )
         self._id_counter += 1
-        return frames.serialize_send(f"{self._id_prefix}{self._id_counter}", action, payload)
+        return text
 
 
 def _is_message_class(cls: type[Any], expected: type[Any]) -> bool:

@@ -178,7 +178,7 @@ def parse(text: str, version: OcppVersion) -> Frame:
     if message_type not in _TYPES_BY_VERSION[version]:
         # OCPP 2.0.1 answers MessageTypeNotSupported; 1.6 and 2.1 (errata) ignore.
         raise BadFrame(
-            f"MessageTypeId {message_type} is not defined in OCPP {version}",
+            f"MessageTypeId is not defined in OCPP {version}",
             ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED,
             message_id,
             message_type,

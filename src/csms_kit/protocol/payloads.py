@@ -115,9 +115,10 @@ class _Builder:
         return node
 
     def guess_class(self, node: Schema) -> type[Any] | None:
-        wanted = {_normal(p) for p in node.get("properties", {})}
+        # The ocpp package's 2.0.1 datatypes lack the customData every schema type has.
+        wanted = {_normal(p) for p in node.get("properties", {})} - {"customdata"}
         for cls in self.datatypes:
-            if set(_fields(cls)) == wanted:
+            if set(_fields(cls)) - {"customdata"} == wanted:
                 return cls
         return None
 

@@ -66,9 +66,13 @@ def _file_stem(version: OcppVersion, action: str, message: Message) -> str | Non
     if message == "response":
         stem = action + "Response"
         return stem if stem in files else None
-    for stem in (action + "Request", action) if version is not OcppVersion.V16 else (action,):
-        if stem in files and not stem.endswith("Response"):
-            return stem
+    if version is OcppVersion.V16:
+        return action if action in files and not action.endswith("Response") else None
+    if action + "Request" in files:
+        return action + "Request"
+    # A bare file name is a 2.1 SEND message (no Request/Response pair).
+    if action in files and not action.endswith(("Request", "Response")):
+        return action
     return None
 
 

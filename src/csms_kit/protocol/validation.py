@@ -44,9 +44,9 @@ class Quirk:
     message: Literal["request", "response"] = "request"
 
     def __post_init__(self) -> None:
-        if isinstance(self.drop, str):
-            object.__setattr__(self, "drop", (self.drop,))
-        if not self.drop:
+        drop = (self.drop,) if isinstance(self.drop, str) else tuple(self.drop)
+        object.__setattr__(self, "drop", drop)
+        if not drop or not all(isinstance(keyword, str) for keyword in drop):
             raise ValueError("Quirk.drop must name at least one schema keyword")
         if self.message not in ("request", "response"):
             raise ValueError("Quirk.message must be 'request' or 'response'")
