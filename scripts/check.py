@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-CODE = ["src", "tests", "bench", "scripts", "examples"]
+CODE = [d for d in ("src", "tests", "bench", "scripts", "examples") if (ROOT / d).is_dir()]
 
 
 def steps(site_dir: str) -> list[tuple[str, list[str]]]:
