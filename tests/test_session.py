@@ -43,7 +43,9 @@ BOOT16 = {
 
 
 class Csms16(StationSession):
-    """A 1.6 CSMS with the handlers the tests need."""
+    """A 1.6 CSMS with the handlers the tests need (boot gate off: tested on its own)."""
+
+    boot_gate = False
 
     @on("BootNotification")
     async def boot(self, request: call16.BootNotification) -> result16.BootNotification:
@@ -570,6 +572,8 @@ async def test_send_both_ways_on_21() -> None:
     received: list[Any] = []
 
     class Streams(StationSession):
+        boot_gate = False
+
         @on("NotifyPeriodicEventStream")
         def stream(self, message: NotifyPeriodicEventStream) -> None:
             received.append(message)
@@ -601,6 +605,7 @@ async def test_ocpp_package_style_handlers_keep_working() -> None:
     seen: list[Any] = []
 
     class Migrated(StationSession):
+        boot_gate = False
         @ocpp_on("BootNotification")
         async def boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
             seen.append((charge_point_vendor, charge_point_model, kw.get("call_unique_id")))
@@ -697,6 +702,8 @@ async def test_failing_send_handler_is_logged_and_21_result_errors_are_reported(
     """A failing SEND handler is logged, never answered; a CALLRESULTERROR is logged."""
 
     class Streams(StationSession):
+        boot_gate = False
+
         @on("NotifyPeriodicEventStream")
         async def stream(self, message: Any) -> None:
             raise RuntimeError("stream store down")

@@ -9,7 +9,9 @@ Whose fault it is decides where an exception sits::
     ├── StationProtocolError      the station broke OCPP-J
     │   └── InvalidResponse       ... in its answer to our CALL (also a CallFailed)
     ├── TransportClosed           a transport's signal to its session: the connection ended
+    ├── DuplicateConnection       a second connection of a connected station (policy "reject")
     └── CallFailed                a call to a station produced no usable response
+        ├── StationNotConnected   the registry knows no connected station by that id
         ├── CallError             the station answered with a CALLERROR
         ├── CallTimeout           no answer in time (also a built-in TimeoutError)
         ├── InvalidResponse
@@ -35,11 +37,13 @@ __all__ = [
     "CallTimeout",
     "ConnectionEnded",
     "CsmsKitError",
+    "DuplicateConnection",
     "InvalidPayload",
     "InvalidResponse",
     "OcppError",
     "SessionClosed",
     "StationDisconnected",
+    "StationNotConnected",
     "StationProtocolError",
     "TransportClosed",
     "UsageError",
@@ -112,6 +116,22 @@ class StationProtocolError(CsmsKitError):
 
 class CallFailed(CsmsKitError):
     """A call to a station produced no usable response."""
+
+
+class DuplicateConnection(CsmsKitError):
+    """A station connected while already connected, and the registry refuses duplicates."""
+
+    def __init__(self, station_id: str) -> None:
+        super().__init__(f"station {station_id!r} is already connected")
+        self.station_id = station_id
+
+
+class StationNotConnected(CallFailed):
+    """No station with this identity is connected."""
+
+    def __init__(self, station_id: str) -> None:
+        super().__init__(f"station {station_id!r} is not connected")
+        self.station_id = station_id
 
 
 class CallError(CallFailed):

@@ -35,15 +35,16 @@ import enum
 import inspect
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ocpp.charge_point import camel_to_snake_case
 
 from csms_kit.error_codes import ErrorCode
 from csms_kit.exceptions import (
     CallError,
+    CallFailed,
     CallTimeout,
     ConnectionEnded,
     InvalidResponse,
@@ -53,6 +54,7 @@ from csms_kit.exceptions import (
     TransportClosed,
     UsageError,
 )
+from csms_kit.hooks import Handshake, Hooks, call_hook
 from csms_kit.protocol import (
     Dropped,
     Endpoint,
@@ -70,6 +72,9 @@ from csms_kit.routing import Handler, Router, RouteTable, collect_routes
 from csms_kit.transport import Transport
 from csms_kit.versions import OcppVersion
 
+if TYPE_CHECKING:
+    from csms_kit.registry import ConnectionRegistry
+
 __all__ = ["BootInfo", "SessionStats", "StationSession"]
 
 logger = logging.getLogger("csms_kit.session")
@@ -81,6 +86,7 @@ CLOSE_GOING_AWAY = 1001
 #: Close code when the transport itself fails (RFC 6455: internal error).
 CLOSE_INTERNAL_ERROR = 1011
 _INTERNAL_ERROR_TEXT = "An internal error occurred while handling the request"
+_NO_HOOKS = Hooks()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +178,8 @@ class StationSession:
     validation: ClassVar[ValidationPolicy] = ValidationPolicy()
     call_timeout: ClassVar[float] = 30.0
     handler_grace: ClassVar[float] = 5.0
+    boot_gate: ClassVar[bool] = True
+    trigger_boot: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -187,8 +195,14 @@ class StationSession:
         validation: ValidationPolicy | None = None,
         call_timeout: float | None = None,
         handler_grace: float | None = None,
+        handshake: Handshake | None = None,
+        registry: ConnectionRegistry | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.station_id = station_id
+        self.handshake = handshake
+        self.registry = registry
+        self.hooks = hooks or _NO_HOOKS
         self.transport = transport
         self.version = OcppVersion.parse(version)
         self.remote_address = (
@@ -222,6 +236,8 @@ class StationSession:
         self._worker: asyncio.Task[None] | None = None
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._warned_unexpected = False
+        self._boot_triggered = False
+        self._idle: asyncio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.station_id!r} OCPP {self.version}>"
@@ -253,6 +269,9 @@ class StationSession:
         session and cancels its handlers.
         """
         try:
+            if self.registry is not None and self.registration_status is None:
+                # A station reconnecting without rebooting sends no BootNotification.
+                self.registration_status = await self.registry.registration_status(self.station_id)
             await self._read()
         except asyncio.CancelledError:
             self._end(SessionClosed(self.station_id, CLOSE_GOING_AWAY, "session cancelled"))
@@ -271,13 +290,16 @@ class StationSession:
             except TransportClosed as closed:
                 self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
                 return
-            except Exception:
+            except Exception as exc:
                 # A broken transport must not leave a half-alive session behind.
                 logger.exception("station %r: transport failed; closing", self.station_id)
+                await self.hooks.report_error(self, exc)
                 await self.close(CLOSE_INTERNAL_ERROR, "transport failure")
                 return
             self._last_seen = time.time()
             stats.received += 1
+            if self.hooks.on_message is not None:
+                await call_hook(self.hooks.on_message, self, "in", data)
             if type(data) is not str:
                 stats.bad_frames += 1
                 logger.warning("station %r sent a binary frame; closing", self.station_id)
@@ -366,6 +388,24 @@ class StationSession:
         self._end(SessionClosed(self.station_id, code, reason))
         await self.transport.close(code, reason)
 
+    async def shutdown(
+        self, code: int = CLOSE_GOING_AWAY, reason: str = "", grace: float | None = None
+    ) -> None:
+        """Let the CALLs the station already sent be answered, then :meth:`close`.
+
+        Waits at most ``grace`` seconds (default ``handler_grace``) for the handlers;
+        the station's CALLs arriving meanwhile are handled too. This is how a server
+        shuts down without losing a response.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._handler_grace if grace is None else grace)
+        while self._worker is not None and self._ended is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait({self._worker}, timeout=remaining)
+        await self.close(code, reason)
+
     def _end(self, reason: ConnectionEnded) -> None:
         """Mark the connection as ended and fail every outgoing call; idempotent."""
         if self._ended is not None:
@@ -424,9 +464,34 @@ class StationSession:
             kwargs["call_unique_id"] = message_id
         return kwargs
 
+    def _gate(self, action: str) -> OcppError | None:
+        """The SecurityError for a CALL the boot gate stops, or ``None`` to let it through."""
+        if not self.boot_gate or action == "BootNotification" or self.booted:
+            return None
+        if self.registration_status is None and self.trigger_boot and not self._boot_triggered:
+            # Unknown to us (e.g. the CSMS restarted): ask the station to boot again.
+            self._boot_triggered = True
+            self._spawn(self._trigger_boot(), "trigger BootNotification")
+        return OcppError(
+            ErrorCode.SECURITY_ERROR,
+            f"BootNotification not accepted (status: {self.registration_status or 'none yet'})",
+        )
+
+    async def _trigger_boot(self) -> None:
+        try:
+            await self.call({"requestedMessage": "BootNotification"}, action="TriggerMessage")
+        except (CallFailed, UsageError) as exc:
+            logger.info(
+                "station %r: TriggerMessage(BootNotification) failed: %s", self.station_id, exc
+            )
+
     async def _handle_call(self, call: IncomingCall) -> None:
         handler = type(self).routes.on[call.action]
         response: Any = None
+        refusal = self._gate(call.action)
+        if refusal is not None:
+            await self._answer(call, self.endpoint.error_for(call, refusal))
+            return
         try:
             response = await self._invoke(handler, call.request, call.payload, call.message_id)
             text = self.endpoint.result_for(call, response)
@@ -434,11 +499,23 @@ class StationSession:
             self.endpoint.forget(call)
             raise
         except Exception as exc:  # every failure must become a CALLERROR
-            text = self.endpoint.error_for(call, self._as_ocpp_error(exc, call.action))
+            error, unexpected = self._as_ocpp_error(exc, call.action)
+            text = self.endpoint.error_for(call, error)
             response = None
+            if unexpected:
+                await self.hooks.report_error(self, exc)
         if call.action == "BootNotification" and response is not None:
             self.boot_info = BootInfo.from_request(self.version, call.request)
             self.registration_status = _text(_get(response, "status", "status"))
+            if self.registry is not None:
+                await self.registry.set_registration_status(
+                    self.station_id, self.registration_status
+                )
+        await self._answer(call, text)
+        if response is not None:
+            self._run_after_hooks(call, call.request, response)
+
+    async def _answer(self, call: IncomingCall, text: str) -> None:
         if self._ended is None:
             await self._send_quietly(text)
         else:
@@ -448,37 +525,43 @@ class StationSession:
                 call.action,
                 call.message_id,
             )
-        if response is not None:
-            self._run_after_hooks(call, call.request, response)
 
     async def _handle_send(self, event: IncomingSend) -> None:
         handler = type(self).routes.on[event.action]
+        if self._gate(event.action) is not None:
+            logger.warning(
+                "station %r: SEND %s dropped: BootNotification not accepted",
+                self.station_id,
+                event.action,
+            )
+            return
         try:
             await self._invoke(handler, event.message, event.payload, event.message_id)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a SEND has no answer: log it
+        except Exception as exc:  # a SEND has no answer: log it
             self.stats.handler_errors += 1
             logger.exception(
                 "station %r: handler for SEND %s failed", self.station_id, event.action
             )
+            await self.hooks.report_error(self, exc)
             return
         self._run_after_hooks(event, event.message, None)
 
-    def _as_ocpp_error(self, exc: Exception, action: str) -> OcppError:
+    def _as_ocpp_error(self, exc: Exception, action: str) -> tuple[OcppError, bool]:
+        """The CALLERROR for ``exc``, and whether ``exc`` was a failure (not a chosen error)."""
         if isinstance(exc, OcppError):
-            return exc
+            return exc, False
         code = getattr(exc, "code", None)
         if type(exc).__module__ == "ocpp.exceptions" and isinstance(code, str):
             # A handler written for the ocpp package raised its OCPPError.
             mapped = ErrorCode.from_wire(code)
             if mapped is not None:
                 details = getattr(exc, "details", None)
+                description = str(getattr(exc, "description", "") or "")
                 return OcppError(
-                    mapped,
-                    str(getattr(exc, "description", "") or ""),
-                    details if isinstance(details, dict) else None,
-                )
+                    mapped, description, details if isinstance(details, dict) else None
+                ), False
         self.stats.handler_errors += 1
         if isinstance(exc, UsageError):
             logger.error(
@@ -486,18 +569,21 @@ class StationSession:
             )
         else:
             logger.exception("station %r: %s handler failed", self.station_id, action)
-        return OcppError(ErrorCode.INTERNAL_ERROR, _INTERNAL_ERROR_TEXT)
+        return OcppError(ErrorCode.INTERNAL_ERROR, _INTERNAL_ERROR_TEXT), True
 
     def _run_after_hooks(
         self, event: IncomingCall | IncomingSend, request: Any, response: Any
     ) -> None:
         for hook in type(self).routes.after.get(event.action, ()):
-            task = asyncio.get_running_loop().create_task(
-                self._run_after(hook, event, request, response),
-                name=f"csms_kit after {event.action} {self.station_id}",
-            )
-            self._hook_tasks.add(task)
-            task.add_done_callback(self._hook_tasks.discard)
+            self._spawn(self._run_after(hook, event, request, response), f"after {event.action}")
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
+        """Run ``coroutine`` in a task the session owns (see the lifecycle rule)."""
+        task = asyncio.get_running_loop().create_task(
+            coroutine, name=f"csms_kit {what} {self.station_id}"
+        )
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
 
     async def _run_after(
         self, hook: Handler, event: IncomingCall | IncomingSend, request: Any, response: Any
@@ -516,9 +602,10 @@ class StationSession:
                 await result
         except asyncio.CancelledError:
             raise
-        except Exception:  # an @after failure is logged, never lost
+        except Exception as exc:  # an @after failure is logged, never lost
             self.stats.handler_errors += 1
             logger.exception("station %r: @after hook for %s failed", self.station_id, action)
+            await self.hooks.report_error(self, exc)
 
     # -- calling the station ------------------------------------------------------------
 
@@ -543,6 +630,11 @@ class StationSession:
         """
         if self._ended is not None:
             raise self._ended_error()
+        if self.boot_gate and self.registration_status == "Rejected":
+            raise UsageError(
+                f"station {self.station_id!r} was Rejected at boot: OCPP forbids the CSMS "
+                "to send it messages until a later BootNotification is accepted"
+            )
         outgoing = self.endpoint.prepare_call(request, action)
         loop = asyncio.get_running_loop()
         timeout = self._call_timeout if timeout is None else timeout
@@ -560,11 +652,10 @@ class StationSession:
             pending.sent = True
             self.endpoint.call_sent(outgoing)
             try:
-                await self.transport.send(outgoing.text)
+                await self._transmit(outgoing.text)
             except TransportClosed as closed:
                 self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
                 raise self._ended_error() from None
-            self.stats.sent += 1
             return await pending.future
         finally:
             pending.timer.cancel()
@@ -629,20 +720,24 @@ class StationSession:
             raise self._ended_error()
         text = self.endpoint.prepare_send(message, action)
         try:
-            await self.transport.send(text)
+            await self._transmit(text)
         except TransportClosed as closed:
             self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
             raise self._ended_error() from None
-        self.stats.sent += 1
 
     async def _send_quietly(self, text: str) -> None:
         """Send a frame the session owes the station; a closed connection is not an error."""
         try:
-            await self.transport.send(text)
+            await self._transmit(text)
         except TransportClosed as closed:
             self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
-        else:
-            self.stats.sent += 1
+
+    async def _transmit(self, text: str) -> None:
+        """Write one frame; every frame the session sends goes through here."""
+        if self.hooks.on_message is not None:
+            await call_hook(self.hooks.on_message, self, "out", text)
+        await self.transport.send(text)
+        self.stats.sent += 1
 
 
 StationSession.routes = collect_routes(StationSession)
