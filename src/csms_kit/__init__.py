@@ -13,6 +13,7 @@ The sans-I/O core lives in :mod:`csms_kit.protocol`; test helpers in
 :mod:`csms_kit.testing`.
 """
 
+from csms_kit.client import StationClient, connect_station
 from csms_kit.error_codes import ErrorCode
 from csms_kit.exceptions import (
     CallError,
@@ -20,17 +21,23 @@ from csms_kit.exceptions import (
     CallTimeout,
     ConnectionEnded,
     CsmsKitError,
+    DuplicateConnection,
     InvalidPayload,
     InvalidResponse,
     OcppError,
     SessionClosed,
     StationDisconnected,
+    StationNotConnected,
     StationProtocolError,
     TransportClosed,
     UsageError,
 )
+from csms_kit.hooks import Handshake, Hooks, Rejection
+from csms_kit.identity import InvalidIdentity
 from csms_kit.protocol.validation import Quirk, Validation, ValidationPolicy
+from csms_kit.registry import ConnectionRegistry, InMemoryRegistry, RegistryEvent
 from csms_kit.routing import Router, after, on
+from csms_kit.server import CsmsServer, serve
 from csms_kit.session import BootInfo, SessionStats, StationSession
 from csms_kit.transport import Transport, WebSocketTransport
 from csms_kit.versions import OcppVersion
@@ -43,17 +50,28 @@ __all__ = [
     "CallFailed",
     "CallTimeout",
     "ConnectionEnded",
+    "ConnectionRegistry",
     "CsmsKitError",
+    "CsmsServer",
+    "DuplicateConnection",
     "ErrorCode",
+    "Handshake",
+    "Hooks",
+    "InMemoryRegistry",
+    "InvalidIdentity",
     "InvalidPayload",
     "InvalidResponse",
     "OcppError",
     "OcppVersion",
     "Quirk",
+    "RegistryEvent",
+    "Rejection",
     "Router",
     "SessionClosed",
     "SessionStats",
+    "StationClient",
     "StationDisconnected",
+    "StationNotConnected",
     "StationProtocolError",
     "StationSession",
     "Transport",
@@ -64,5 +82,7 @@ __all__ = [
     "WebSocketTransport",
     "__version__",
     "after",
+    "connect_station",
     "on",
+    "serve",
 ]

@@ -1,0 +1,83 @@
+"""A simple station-side client: connect to a CSMS as a charging station.
+
+The OCPP-J rules are symmetric, so the station side is a
+:class:`~csms_kit.session.StationSession` too, with the boot gate off: its
+``call()`` sends the station's requests (BootNotification, Heartbeat, ...) and its
+``@on`` handlers answer the CSMS's requests. :class:`StationClient` answers the
+common CSMS requests with "Accepted"; subclass it to do more::
+
+    async with connect_station("ws://localhost:9000", "CP-1", "2.0.1") as station:
+        await station.call(call.BootNotification(...))
+
+This is for demos, tests and load generation; a full simulator is a separate tool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import websockets
+
+from csms_kit.routing import on
+from csms_kit.session import StationSession
+from csms_kit.transport import WebSocketTransport
+from csms_kit.versions import OcppVersion
+
+__all__ = ["StationClient", "connect_station"]
+
+
+class StationClient(StationSession):
+    """The station side of a connection, answering common CSMS requests positively."""
+
+    boot_gate = False
+    trigger_boot = False
+
+    @on("RemoteStartTransaction")
+    @on("RemoteStopTransaction")
+    @on("RequestStartTransaction")
+    @on("RequestStopTransaction")
+    @on("Reset")
+    @on("ChangeAvailability")
+    @on("ChangeConfiguration")
+    @on("ClearCache")
+    @on("TriggerMessage")
+    def accept(self, request: Any) -> dict[str, Any]:
+        """Answer ``{"status": "Accepted"}`` (plus what 2.x requires)."""
+        return {"status": "Accepted"}
+
+    @on("GetConfiguration")
+    def get_configuration(self, request: Any) -> dict[str, Any]:
+        return {"configurationKey": [], "unknownKey": list(request.key or [])}
+
+
+@contextlib.asynccontextmanager
+async def connect_station(
+    url: str,
+    station_id: str,
+    version: OcppVersion | str = OcppVersion.V16,
+    *,
+    session_class: type[StationSession] = StationClient,
+    **options: Any,
+) -> AsyncIterator[StationSession]:
+    """Connect to ``<url>/<station_id>`` offering ``version``; yield the running session.
+
+    ``options`` go to ``websockets.connect`` (e.g. ``ssl``, ``additional_headers``,
+    ``compression``). On exit the connection is closed and the session's tasks end.
+    """
+    version = OcppVersion.parse(version)
+    websocket = await websockets.connect(
+        f"{url.rstrip('/')}/{quote(station_id, safe='')}",
+        subprotocols=[websockets.Subprotocol(version.subprotocol)],
+        **options,
+    )
+    session = session_class(station_id, WebSocketTransport(websocket), version)
+    task = asyncio.create_task(session.run(), name=f"csms_kit station {station_id}")
+    try:
+        yield session
+    finally:
+        await session.close()
+        await task

@@ -1,0 +1,135 @@
+"""``csms-kit serve`` and ``csms-kit demo``: the demo CSMS, alone or with simulated stations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sys
+import time
+from typing import Any, TextIO
+
+from csms_kit.demo.csms import DemoCsms
+from csms_kit.demo.stations import StationTally, run_station
+from csms_kit.exceptions import CsmsKitError
+from csms_kit.registry import InMemoryRegistry
+from csms_kit.server import CsmsServer, serve
+from csms_kit.session import StationSession
+from csms_kit.versions import OcppVersion
+
+__all__ = ["demo", "demo_server", "serve_demo"]
+
+logger = logging.getLogger("csms_kit.demo")
+
+
+def demo_server(host: str, port: int, **options: Any) -> CsmsServer:
+    """The demo CSMS on ``host:port``, logging connects and disconnects."""
+
+    def connected(session: StationSession) -> None:
+        logger.info("station %r connected (OCPP %s)", session.station_id, session.version)
+
+    def disconnected(session: StationSession, code: int | None, reason: str) -> None:
+        logger.info("station %r disconnected (%s %s)", session.station_id, code, reason)
+
+    return serve(
+        DemoCsms,
+        host,
+        port,
+        on_connect=connected,
+        on_disconnect=disconnected,
+        **options,
+    )
+
+
+async def serve_demo(host: str, port: int) -> None:
+    """Run the demo CSMS until cancelled."""
+    async with demo_server(host, port) as server:
+        print(f"csms_kit demo CSMS on ws://{host}:{server.port}/<station id>", flush=True)
+        await server.serve_forever()
+
+
+def _command_for(version: OcppVersion) -> tuple[dict[str, Any], str]:
+    if version is OcppVersion.V16:
+        return {"idTag": "REMOTE", "connectorId": 1}, "RemoteStartTransaction"
+    token = {"idToken": "REMOTE", "type": "Central"}
+    return {"idToken": token, "remoteStartId": random.getrandbits(20)}, "RequestStartTransaction"
+
+
+async def _command_round_trip(registry: InMemoryRegistry) -> float | None:
+    """Send one CSMS-to-station command through the registry; its round trip in ms."""
+    booted = [s for s in registry.sessions() if s.booted]
+    if not booted:
+        return None
+    session = random.choice(booted)
+    payload, action = _command_for(session.version)
+    started = time.perf_counter()
+    await registry.call(session.station_id, payload, action=action, timeout=5)
+    return (time.perf_counter() - started) * 1000
+
+
+async def demo(
+    stations: int = 300,
+    duration: float = 20.0,
+    pace: float = 2.0,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Serve the demo CSMS and run ``stations`` simulated stations against it.
+
+    Prints a progress line every second and a summary at the end; stops after
+    ``duration`` seconds or when cancelled (Ctrl-C). Returns 0 if nothing failed.
+    """
+    registry = InMemoryRegistry()
+    server_errors: list[BaseException] = []
+    tally = StationTally()
+    stop = asyncio.Event()
+    versions = (OcppVersion.V16, OcppVersion.V201, OcppVersion.V21)
+    round_trips: list[float] = []
+    command_errors = 0
+    started = time.monotonic()
+    async with demo_server(
+        "127.0.0.1", 0, registry=registry, on_error=lambda s, e: server_errors.append(e)
+    ) as server:
+        url = f"ws://127.0.0.1:{server.port}"
+        print(f"csms_kit demo: CSMS on {url}, {stations} stations of OCPP 1.6/2.0.1/2.1", file=out)
+        tasks = [
+            asyncio.create_task(
+                run_station(url, f"station_{n:03d}", versions[n % 3], tally, stop, pace)
+            )
+            for n in range(1, stations + 1)
+        ]
+        last_frames, last_time = 0, time.monotonic()
+        try:
+            while time.monotonic() - started < duration:
+                await asyncio.sleep(1)
+                try:
+                    rtt = await _command_round_trip(registry)
+                except CsmsKitError:
+                    command_errors += 1
+                    rtt = None
+                if rtt is not None:
+                    round_trips.append(rtt)
+                frames = sum(s.stats.received + s.stats.sent for s in registry.sessions())
+                now = time.monotonic()
+                rate = max(frames - last_frames, 0) / (now - last_time)
+                last_frames, last_time = frames, now
+                errors = tally.errors + len(server_errors) + command_errors
+                command = f"{rtt:.1f} ms" if rtt is not None else "-"
+                print(
+                    f"t={now - started:4.0f}s  connected {len(registry):4d}/{stations}  "
+                    f"{rate:8.0f} msg/s  command round trip {command:>9}  errors {errors}",
+                    file=out,
+                    flush=True,
+                )
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks)
+    errors = tally.errors + len(server_errors) + command_errors
+    median = sorted(round_trips)[len(round_trips) // 2] if round_trips else float("nan")
+    print(
+        f"done: {stations} stations, {len(round_trips)} commands (median round trip "
+        f"{median:.1f} ms), {errors} errors" + (f"; last: {tally.last_error}" if errors else ""),
+        file=out,
+    )
+    return 0 if errors == 0 else 1
