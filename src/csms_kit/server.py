@@ -75,6 +75,8 @@ Compression = Literal["frugal", "deflate"] | ServerPerMessageDeflateFactory | No
 CLOSE_NO_SUBPROTOCOL = 1002
 #: Close code for a station refused as a duplicate after the handshake.
 CLOSE_POLICY_VIOLATION = 1008
+#: Close code when the session cannot be started (RFC 6455: internal error).
+CLOSE_INTERNAL_ERROR = 1011
 #: Close code for a server restart (RFC 6455 registry: Service Restart).
 CLOSE_SERVICE_RESTART = 1012
 _GOING_AWAY = 1001
@@ -303,20 +305,25 @@ class CsmsServer:
             )
             return
         version = OcppVersion.parse(connection.subprotocol)
-        session = self.factories[version](
-            station_id,
-            WebSocketTransport(connection),
-            version,
-            remote_address=connection.remote_address,
-            handshake=handshake,
-            registry=self.registry,
-            hooks=self.hooks,
-        )
         try:
+            session = self.factories[version](
+                station_id,
+                WebSocketTransport(connection),
+                version,
+                remote_address=connection.remote_address,
+                handshake=handshake,
+                registry=self.registry,
+                hooks=self.hooks,
+            )
             await self.registry.register(session)
         except DuplicateConnection:
             logger.info("station %r is already connected; refusing the new one", station_id)
             await connection.close(CLOSE_POLICY_VIOLATION, "station already connected")
+            return
+        except Exception as exc:
+            logger.exception("could not start a session for station %r", station_id)
+            await self.hooks.report_error(None, exc)
+            await connection.close(CLOSE_INTERNAL_ERROR, "internal error")
             return
         self._sessions.add(session)
         try:
