@@ -67,8 +67,9 @@ class Handshake:
 
     ``username``/``password`` come from an ``Authorization: Basic`` header (``None``
     if absent or malformed; the password as raw bytes, since OCPP 1.6 keys may be
-    binary). ``peer_certificate`` is the TLS client certificate as returned by
-    :meth:`ssl.SSLSocket.getpeercert` (``None`` without mutual TLS).
+    binary). ``tls`` says whether the connection is over TLS; ``peer_certificate``
+    is the TLS client certificate as returned by :meth:`ssl.SSLSocket.getpeercert`
+    (``None`` without mutual TLS).
     ``state`` is yours: what ``authenticate`` puts there reaches the session as
     ``session.handshake.state``.
     """
@@ -80,6 +81,7 @@ class Handshake:
     subprotocols: tuple[str, ...]
     username: str | None = None
     password: bytes | None = None
+    tls: bool = False
     peer_certificate: dict[str, Any] | None = None
     peer_certificate_der: bytes | None = None
     state: dict[str, Any] = field(default_factory=dict)

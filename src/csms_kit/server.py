@@ -353,6 +353,7 @@ def _handshake(connection: ServerConnection, request: Request, station_id: str) 
     )
     certificate = der = None
     ssl_object = connection.transport.get_extra_info("ssl_object")
+    tls = ssl_object is not None
     if isinstance(ssl_object, (ssl_module.SSLObject, ssl_module.SSLSocket)):
         certificate = ssl_object.getpeercert() or None
         der = ssl_object.getpeercert(binary_form=True)
@@ -364,6 +365,7 @@ def _handshake(connection: ServerConnection, request: Request, station_id: str) 
         subprotocols=offered,
         username=credentials[0] if credentials else None,
         password=credentials[1] if credentials else None,
+        tls=tls,
         peer_certificate=certificate,
         peer_certificate_der=der,
     )
