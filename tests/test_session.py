@@ -606,6 +606,7 @@ async def test_ocpp_package_style_handlers_keep_working() -> None:
 
     class Migrated(StationSession):
         boot_gate = False
+
         @ocpp_on("BootNotification")
         async def boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
             seen.append((charge_point_vendor, charge_point_model, kw.get("call_unique_id")))
@@ -809,3 +810,48 @@ async def test_ocpp_style_after_hook_gets_call_unique_id() -> None:
         await station.call("hb-7", "Heartbeat", {})
         await asyncio.sleep(0.01)
     assert seen == ["hb-7"]
+
+
+async def test_boot_gate_refuses_unhandled_actions_too() -> None:
+    """Before boot, even an action without a handler gets SecurityError (not NotSupported)."""
+
+    class Gated(StationSession):
+        @on("BootNotification")
+        def boot(self, request: Any) -> Any:
+            return {"status": "Accepted", "currentTime": NOW, "interval": 5}
+
+    async with running(Gated) as (_, station):
+        answer = await station.call("a", "Authorize", {"idTag": "T"})
+        assert answer[:3] == [4, "a", "SecurityError"]
+        trigger = await station.recv()
+        assert trigger[2] == "TriggerMessage"
+        await station.send([3, trigger[1], {"status": "Accepted"}])
+        await station.call("b", "BootNotification", BOOT16)
+        answer = await station.call("c", "Authorize", {"idTag": "T"})
+        assert answer[:3] == [4, "c", "NotSupported"]
+
+
+async def test_triggered_message_passes_the_gate_while_pending() -> None:
+    """A message the CSMS asked for with TriggerMessage is handled even while Pending."""
+
+    class Pending(StationSession):
+        @on("BootNotification")
+        def boot(self, request: Any) -> Any:
+            return {"status": "Pending", "currentTime": NOW, "interval": 5}
+
+        @on("StatusNotification")
+        def status(self, request: Any) -> Any:
+            return {}
+
+    status = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    async with running(Pending) as (session, station):
+        await station.call("b", "BootNotification", BOOT16)
+        assert (await station.call("s1", "StatusNotification", status))[2] == "SecurityError"
+        trigger = asyncio.create_task(
+            session.call({"requestedMessage": "StatusNotification"}, action="TriggerMessage")
+        )
+        frame = await station.recv()
+        await station.send([3, frame[1], {"status": "Accepted"}])
+        await trigger
+        assert await station.call("s2", "StatusNotification", status) == [3, "s2", {}]
+        assert (await station.call("s3", "StatusNotification", status))[2] == "SecurityError"

@@ -25,14 +25,22 @@ def _parser() -> argparse.ArgumentParser:
         "--pace", type=float, default=2.0, help="seconds between a station's messages"
     )
     for command in (serve, demo):
-        command.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
+        command.add_argument("-v", "--verbose", action="store_true", help="log more")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``csms-kit`` console script."""
     arguments = _parser().parse_args(argv)
-    level = logging.INFO if arguments.verbose or arguments.command == "serve" else logging.WARNING
+    quiet, loud = (
+        (logging.INFO, logging.DEBUG)
+        if arguments.command == "serve"
+        else (
+            logging.WARNING,
+            logging.INFO,
+        )
+    )
+    level = loud if arguments.verbose else quiet
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("csms_kit.websockets").setLevel(logging.WARNING)
     try:

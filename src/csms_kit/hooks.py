@@ -16,12 +16,15 @@ hook               called with                                 when
 ``on_disconnect``  session, close code, close reason           the connection ended
                                                                and its handlers are done
 ``on_message``     session, ``"in"`` or ``"out"``, frame text  every frame, both ways
-``on_error``       session (or ``None``), exception            a handler, hook or
-                                                               transport failed
+``on_error``       session (or ``None``), exception            a handler, ``@after``
+                                                               hook or the transport
+                                                               failed; ``None`` when
+                                                               the session could not
+                                                               be created
 =================  ==========================================  ======================
 
-A failing hook is logged; it never takes the server down. A failing
-``authenticate`` refuses the connection with HTTP 500.
+A failing hook is logged (not reported to ``on_error``); it never takes the server
+down. A failing ``authenticate`` refuses the connection with HTTP 500.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -180,10 +181,14 @@ class InMemoryRegistry(ConnectionRegistry):
     :meth:`get`.
     """
 
-    def __init__(self, *, duplicate_policy: DuplicatePolicy = "replace") -> None:
+    def __init__(
+        self, *, duplicate_policy: DuplicatePolicy = "replace", remember_statuses: int = 1_000_000
+    ) -> None:
         super().__init__(duplicate_policy=duplicate_policy)
         self._sessions: dict[str, StationSession] = {}
-        self._statuses: dict[str, str] = {}
+        # Bounded: without authentication, anyone can invent identities.
+        self._statuses: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._remember_statuses = remember_statuses
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -249,6 +254,8 @@ class InMemoryRegistry(ConnectionRegistry):
         self._waiters.setdefault(station_id, []).append(waiter)
         try:
             await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
+            raise TimeoutError(f"station {station_id!r} did not connect in {timeout} s") from None
         finally:
             waiters = self._waiters.get(station_id)
             if waiters is not None and waiter in waiters:
@@ -260,7 +267,10 @@ class InMemoryRegistry(ConnectionRegistry):
         return self._statuses.get(station_id)
 
     async def set_registration_status(self, station_id: str, status: str) -> None:
+        self._statuses.pop(station_id, None)
         self._statuses[station_id] = status
+        while len(self._statuses) > self._remember_statuses:
+            self._statuses.popitem(last=False)
 
     async def aclose(self) -> None:
         """Wait until connections being closed as replaced have closed."""

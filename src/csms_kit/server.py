@@ -251,15 +251,8 @@ class CsmsServer:
             return connection.respond(status, exc.reason + "\n")
         if self._closing:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
-        if self.max_connections is not None and len(self._sessions) >= self.max_connections:
-            logger.warning("refusing %r: %d connections", station_id, self.max_connections)
-            return connection.respond(
-                http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n"
-            )
-        if self.registry.duplicate_policy == "reject" and await self.registry.is_connected(
-            station_id
-        ):
-            return connection.respond(http.HTTPStatus.CONFLICT, "station already connected\n")
+        if self._full():
+            return self._refuse_full(connection, station_id)
         handshake = _handshake(connection, request, station_id)
         if self.hooks.authenticate is not None:
             rejection = await self._authenticate(self.hooks.authenticate, handshake)
@@ -268,8 +261,24 @@ class CsmsServer:
                 for name, value in rejection.headers:
                     response.headers[name] = value
                 return response
+        # After authentication, so that strangers cannot probe who is online.
+        if self.registry.duplicate_policy == "reject" and await self.registry.is_connected(
+            station_id
+        ):
+            return connection.respond(http.HTTPStatus.CONFLICT, "station already connected\n")
+        if self._full():  # again: other handshakes may have been admitted while we awaited
+            return self._refuse_full(connection, station_id)
         self._handshakes[connection] = handshake
         return None
+
+    def _full(self) -> bool:
+        # Admitted handshakes count too: their sessions are about to start.
+        admitted = len(self._sessions) + len(self._handshakes)
+        return self.max_connections is not None and admitted >= self.max_connections
+
+    def _refuse_full(self, connection: ServerConnection, station_id: str) -> Response:
+        logger.warning("refusing %r: %s connections", station_id, self.max_connections)
+        return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
 
     async def _authenticate(self, hook: Authenticate, handshake: Handshake) -> Rejection | None:
         try:
@@ -335,10 +344,7 @@ class CsmsServer:
             await self.registry.unregister(session)
             if self.hooks.on_disconnect is not None:
                 await call_hook(
-                    self.hooks.on_disconnect,
-                    session,
-                    connection.close_code,
-                    connection.close_reason or "",
+                    self.hooks.on_disconnect, session, session.close_code, session.close_reason
                 )
 
 

@@ -150,6 +150,13 @@ class _PendingCall:
         self.timer: asyncio.TimerHandle | None = None
 
 
+def _triggered_action(request: Any) -> str:
+    """The action a TriggerMessage request asks the station to send."""
+    wanted = _text(_get(request, "requested_message", "requestedMessage"))
+    # 2.x triggers certificate signing requests by purpose; they arrive as SignCertificate.
+    return "SignCertificate" if wanted.startswith("Sign") else wanted
+
+
 def _text(value: Any) -> str:
     return str(value.value if isinstance(value, enum.Enum) else value)
 
@@ -226,7 +233,11 @@ class StationSession:
                 policy.quirks,
             )
         self.endpoint = Endpoint(
-            self.version, handled=routes.on, validation=policy, station_id=station_id
+            self.version,
+            handled=routes.on,
+            validation=policy,
+            station_id=station_id,
+            admit=self._gate if self.boot_gate else None,
         )
         self._last_seen = time.time()
         self._ended: ConnectionEnded | None = None
@@ -237,6 +248,7 @@ class StationSession:
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._warned_unexpected = False
         self._boot_triggered = False
+        self._triggered: set[str] = set()
         self._idle: asyncio.Event | None = None
 
     def __repr__(self) -> str:
@@ -253,6 +265,16 @@ class StationSession:
     def closed(self) -> bool:
         """Whether the connection has ended."""
         return self._ended is not None
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code that ended the connection (``None`` while it is open)."""
+        return None if self._ended is None else self._ended.code
+
+    @property
+    def close_reason(self) -> str:
+        """The close reason that ended the connection (``""`` while it is open)."""
+        return "" if self._ended is None else self._ended.reason
 
     @property
     def booted(self) -> bool:
@@ -468,6 +490,10 @@ class StationSession:
         """The SecurityError for a CALL the boot gate stops, or ``None`` to let it through."""
         if not self.boot_gate or action == "BootNotification" or self.booted:
             return None
+        if action in self._triggered:
+            # OCPP allows the messages the CSMS asked for with TriggerMessage.
+            self._triggered.discard(action)
+            return None
         if self.registration_status is None and self.trigger_boot and not self._boot_triggered:
             # Unknown to us (e.g. the CSMS restarted): ask the station to boot again.
             self._boot_triggered = True
@@ -488,10 +514,6 @@ class StationSession:
     async def _handle_call(self, call: IncomingCall) -> None:
         handler = type(self).routes.on[call.action]
         response: Any = None
-        refusal = self._gate(call.action)
-        if refusal is not None:
-            await self._answer(call, self.endpoint.error_for(call, refusal))
-            return
         try:
             response = await self._invoke(handler, call.request, call.payload, call.message_id)
             text = self.endpoint.result_for(call, response)
@@ -528,13 +550,6 @@ class StationSession:
 
     async def _handle_send(self, event: IncomingSend) -> None:
         handler = type(self).routes.on[event.action]
-        if self._gate(event.action) is not None:
-            logger.warning(
-                "station %r: SEND %s dropped: BootNotification not accepted",
-                self.station_id,
-                event.action,
-            )
-            return
         try:
             await self._invoke(handler, event.message, event.payload, event.message_id)
         except asyncio.CancelledError:
@@ -636,6 +651,8 @@ class StationSession:
                 "to send it messages until a later BootNotification is accepted"
             )
         outgoing = self.endpoint.prepare_call(request, action)
+        if outgoing.action == "TriggerMessage":
+            self._triggered.add(_triggered_action(request))
         loop = asyncio.get_running_loop()
         timeout = self._call_timeout if timeout is None else timeout
         pending = _PendingCall(outgoing, loop.create_future())

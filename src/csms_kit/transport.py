@@ -43,9 +43,12 @@ class Transport(Protocol):
 
 
 def _closed(exc: ConnectionClosed) -> TransportClosed:
-    if exc.rcvd is None:
+    # The close frame received says why the station left; without one, the frame we
+    # sent (e.g. 1009 message too big, 1011 ping timeout) says why we ended it.
+    frame = exc.rcvd if exc.rcvd is not None else exc.sent
+    if frame is None:
         return TransportClosed(ABNORMAL_CLOSURE, "")
-    return TransportClosed(exc.rcvd.code, exc.rcvd.reason)
+    return TransportClosed(frame.code, frame.reason)
 
 
 class WebSocketTransport:

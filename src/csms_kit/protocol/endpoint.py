@@ -193,8 +193,10 @@ class Endpoint:
     """The protocol state of one OCPP-J connection, seen from the CSMS.
 
     ``handled`` holds the actions the application has handlers for; a CALL for any
-    other action the version knows is answered NotSupported. ``max_incoming`` bounds
-    the CALLs that may be in progress at once (OCPP allows one; a few are tolerated).
+    other action the version knows is answered NotSupported. ``admit(action)``, if
+    given, may refuse a CALL or SEND of a known action first, with the OcppError it
+    returns (the boot gate does). ``max_incoming`` bounds the CALLs that may be in
+    progress at once (OCPP allows one; a few are tolerated).
     """
 
     def __init__(
@@ -205,9 +207,11 @@ class Endpoint:
         validation: ValidationPolicy | None = None,
         max_incoming: int = 16,
         station_id: str = "",
+        admit: Callable[[str], OcppError | None] | None = None,
     ) -> None:
         self.version = version
         self.station_id = station_id
+        self.admit = admit
         self.handled = handled
         self.validation = validation or ValidationPolicy()
         self.max_incoming = max_incoming
@@ -314,6 +318,8 @@ class Endpoint:
                 ErrorCode.NOT_IMPLEMENTED,
                 f"action is not a CALL action in OCPP {self.version}",
             )
+        if self.admit is not None and (refusal := self.admit(action)) is not None:
+            return self._reply(message_id, refusal.code, refusal.description)
         if action not in self.handled:
             return self._reply(
                 message_id, ErrorCode.NOT_SUPPORTED, "action is not supported by this CSMS"
@@ -340,6 +346,8 @@ class Endpoint:
         action = frame.action
         if action not in self._send_actions:
             return Dropped("SEND of an action that is not a SEND message", frame.message_id)
+        if self.admit is not None and (refusal := self.admit(action)) is not None:
+            return Dropped(f"SEND refused: {refusal.description}", frame.message_id)
         if action not in self.handled:
             return Dropped("SEND of an action without a handler", frame.message_id)
         try:
