@@ -9,12 +9,14 @@ control characters.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from urllib.parse import unquote
 
 __all__ = ["MAX_IDENTITY_LENGTH", "InvalidIdentity", "identity_from_path", "normalize_prefix"]
 
 MAX_IDENTITY_LENGTH = 48
+_BAD_ESCAPE = re.compile("%(?![0-9A-Fa-f]{2})")
 
 
 class InvalidIdentity(ValueError):
@@ -49,6 +51,8 @@ def identity_from_path(path: str, prefix: str = "/") -> str:
         raise InvalidIdentity(f"path must be {prefix}<identity>", wrong_path=True)
     if not segment:
         raise InvalidIdentity("the identity is empty")
+    if _BAD_ESCAPE.search(segment):
+        raise InvalidIdentity("the identity has a '%' not followed by two hex digits")
     try:
         identity = unquote(segment, errors="strict")
     except UnicodeDecodeError:

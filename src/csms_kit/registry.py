@@ -239,7 +239,8 @@ class InMemoryRegistry(ConnectionRegistry):
         return self._sessions.get(station_id)
 
     async def is_connected(self, station_id: str) -> bool:
-        return station_id in self._sessions
+        session = self._sessions.get(station_id)
+        return session is not None and not session.closed
 
     async def count(self) -> int:
         return len(self._sessions)

@@ -310,7 +310,7 @@ class StationSession:
             try:
                 data = await recv()
             except TransportClosed as closed:
-                self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+                self._lost(closed)
                 return
             except Exception as exc:
                 # A broken transport must not leave a half-alive session behind.
@@ -428,11 +428,21 @@ class StationSession:
             await asyncio.wait({self._worker}, timeout=remaining)
         await self.close(code, reason)
 
+    def _lost(self, closed: TransportClosed) -> None:
+        """The station went away (its close frame, or none, is in ``closed``)."""
+        self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+
     def _end(self, reason: ConnectionEnded) -> None:
-        """Mark the connection as ended and fail every outgoing call; idempotent."""
+        """Mark the connection as ended, fail every outgoing call, leave the registry.
+
+        Idempotent. The registry forgets the station now, not once the handlers
+        still running have finished.
+        """
         if self._ended is not None:
             return
         self._ended = reason
+        if self.registry is not None:
+            self._spawn(self.registry.unregister(self), "unregister")
         pending = list(self._queue)
         if self._in_flight is not None:
             pending.append(self._in_flight)
@@ -671,7 +681,9 @@ class StationSession:
             try:
                 await self._transmit(outgoing.text)
             except TransportClosed as closed:
-                self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+                # Our own call must not be failed by _end: nobody would read the error.
+                self._in_flight = None
+                self._lost(closed)
                 raise self._ended_error() from None
             return await pending.future
         finally:
@@ -739,7 +751,7 @@ class StationSession:
         try:
             await self._transmit(text)
         except TransportClosed as closed:
-            self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+            self._lost(closed)
             raise self._ended_error() from None
 
     async def _send_quietly(self, text: str) -> None:
@@ -747,7 +759,7 @@ class StationSession:
         try:
             await self._transmit(text)
         except TransportClosed as closed:
-            self._end(StationDisconnected(self.station_id, closed.code, closed.reason))
+            self._lost(closed)
 
     async def _transmit(self, text: str) -> None:
         """Write one frame; every frame the session sends goes through here."""

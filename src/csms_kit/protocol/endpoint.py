@@ -321,9 +321,7 @@ class Endpoint:
         if self.admit is not None and (refusal := self.admit(action)) is not None:
             return self._reply(message_id, refusal.code, refusal.description)
         if action not in self.handled:
-            return self._reply(
-                message_id, ErrorCode.NOT_SUPPORTED, "action is not supported by this CSMS"
-            )
+            return self._reply(message_id, ErrorCode.NOT_SUPPORTED, "action is not supported here")
         try:
             request = self._decode(action, "request", frame.payload)
         except SchemaViolation as violation:
