@@ -30,6 +30,7 @@ from csms_kit import (
     after,
     on,
 )
+from csms_kit.limits import UNLIMITED
 from csms_kit.protocol.extra_types import NotifyPeriodicEventStream, StreamDataElementType
 from csms_kit.testing import memory_transport_pair
 from tests.helpers import Station, running
@@ -43,9 +44,10 @@ BOOT16 = {
 
 
 class Csms16(StationSession):
-    """A 1.6 CSMS with the handlers the tests need (boot gate off: tested on its own)."""
+    """A 1.6 CSMS with the handlers the tests need (boot gate, limits: tested on their own)."""
 
     boot_gate = False
+    limits = UNLIMITED
 
     @on("BootNotification")
     async def boot(self, request: call16.BootNotification) -> result16.BootNotification:

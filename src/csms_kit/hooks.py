@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from csms_kit.session import StationSession
 
-__all__ = ["Handshake", "Hooks", "Rejection", "call_hook"]
+__all__ = ["Handshake", "Hooks", "Rejection", "call_hook", "host_of", "parse_basic_auth"]
 
 logger = logging.getLogger("csms_kit.hooks")
 
@@ -88,6 +88,18 @@ class Handshake:
     peer_certificate: dict[str, Any] | None = None
     peer_certificate_der: bytes | None = None
     state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        """The peer's IP address as text (from ``remote_address``)."""
+        return host_of(self.remote_address)
+
+
+def host_of(remote_address: Any) -> str:
+    """The host part of a socket address: ``("10.0.0.7", 51234)`` gives ``"10.0.0.7"``."""
+    if isinstance(remote_address, tuple) and remote_address:
+        return str(remote_address[0])
+    return str(remote_address)
 
 
 def parse_basic_auth(header: str | None) -> tuple[str, bytes] | None:

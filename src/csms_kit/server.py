@@ -28,6 +28,7 @@ given the same registry.
 from __future__ import annotations
 
 import asyncio
+import collections
 import http
 import inspect
 import logging
@@ -55,6 +56,7 @@ from csms_kit.hooks import (
     OnMessage,
     Rejection,
     call_hook,
+    host_of,
     parse_basic_auth,
 )
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
@@ -130,6 +132,7 @@ class CsmsServer:
         hooks: Hooks,
         path_prefix: str,
         max_connections: int | None,
+        max_connections_per_address: int | None = None,
         websockets_options: dict[str, Any],
     ) -> None:
         self.factories = dict(factories)
@@ -146,6 +149,11 @@ class CsmsServer:
         )
         self._closing = False
         self._close_frame = (_GOING_AWAY, "server shutting down")
+        self.max_connections_per_address = max_connections_per_address
+        self._per_address: collections.Counter[str] = collections.Counter()
+        self._releases: weakref.WeakKeyDictionary[
+            ServerConnection, weakref.finalize[[str], ServerConnection]
+        ] = weakref.WeakKeyDictionary()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -268,8 +276,25 @@ class CsmsServer:
             return connection.respond(http.HTTPStatus.CONFLICT, "station already connected\n")
         if self._full():  # again: other handshakes may have been admitted while we awaited
             return self._refuse_full(connection, station_id)
+        address = host_of(connection.remote_address)
+        if (
+            self.max_connections_per_address is not None
+            and self._per_address[address] >= self.max_connections_per_address
+        ):
+            logger.warning("refusing %r: too many connections from %s", station_id, address)
+            return connection.respond(
+                http.HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
+            )
+        self._per_address[address] += 1
+        # Released when the connection ends, or is collected if its handshake fails.
+        self._releases[connection] = weakref.finalize(connection, self._release, address)
         self._handshakes[connection] = handshake
         return None
+
+    def _release(self, address: str) -> None:
+        self._per_address[address] -= 1
+        if self._per_address[address] <= 0:
+            del self._per_address[address]
 
     def _full(self) -> bool:
         # Admitted handshakes count too: their sessions are about to start.
@@ -300,6 +325,13 @@ class CsmsServer:
 
     async def _handle(self, connection: ServerConnection) -> None:
         handshake = self._handshakes.pop(connection)
+        release = self._releases.pop(connection)
+        try:
+            await self._run(connection, handshake)
+        finally:
+            release()
+
+    async def _run(self, connection: ServerConnection, handshake: Handshake) -> None:
         station_id = handshake.station_id
         if self._closing:
             await connection.close(*self._close_frame)
@@ -394,6 +426,7 @@ def serve(
     on_message: OnMessage | None = None,
     on_error: OnError | None = None,
     max_connections: int | None = None,
+    max_connections_per_address: int | None = None,
     max_message_size: int = 256 * 1024,
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
@@ -414,7 +447,9 @@ def serve(
     ``registry`` defaults to a new :class:`~csms_kit.registry.InMemoryRegistry`.
     The hooks are described in :mod:`csms_kit.hooks`.
 
-    Limits: ``max_connections`` (HTTP 503 past it), ``max_message_size`` in bytes
+    Limits: ``max_connections`` (HTTP 503 past it), ``max_connections_per_address``
+    (HTTP 429 past it; off by default, since many stations may share one address
+    behind a NAT or a cellular carrier), ``max_message_size`` in bytes
     (a bigger frame closes the connection with 1009), ``open_timeout`` for the
     handshake, ``ping_interval``/``ping_timeout`` to detect dead stations,
     ``close_timeout`` for the closing handshake. ``compression``: ``"frugal"``
@@ -461,5 +496,6 @@ def serve(
         hooks=Hooks(authenticate, on_connect, on_disconnect, on_message, on_error),
         path_prefix=path_prefix,
         max_connections=max_connections,
+        max_connections_per_address=max_connections_per_address,
         websockets_options=options,
     )

@@ -55,6 +55,7 @@ from csms_kit.exceptions import (
     UsageError,
 )
 from csms_kit.hooks import Handshake, Hooks, call_hook
+from csms_kit.limits import Limits, TokenBucket
 from csms_kit.protocol import (
     Dropped,
     Endpoint,
@@ -81,6 +82,10 @@ logger = logging.getLogger("csms_kit.session")
 
 #: Close code when the station sends a binary frame (RFC 6455: unsupported data).
 CLOSE_UNSUPPORTED_DATA = 1003
+#: Close code after too many malformed frames in a row (RFC 6455: protocol error).
+CLOSE_PROTOCOL_ERROR = 1002
+#: Close code for a station over its rate limit (RFC 6455: policy violation).
+CLOSE_POLICY_VIOLATION = 1008
 #: Close code when the CSMS side goes away (RFC 6455).
 CLOSE_GOING_AWAY = 1001
 #: Close code when the transport itself fails (RFC 6455: internal error).
@@ -136,6 +141,8 @@ class SessionStats:
     unexpected_answers: int = 0
     #: Handlers and ``@after`` hooks that raised something other than OcppError.
     handler_errors: int = 0
+    #: Frames over a rate limit.
+    rate_limited: int = 0
 
 
 class _PendingCall:
@@ -148,6 +155,27 @@ class _PendingCall:
         self.future = future
         self.sent = False
         self.timer: asyncio.TimerHandle | None = None
+
+
+_MALFORMED_CODES = frozenset(
+    {
+        ErrorCode.RPC_FRAMEWORK_ERROR,
+        ErrorCode.FORMAT_VIOLATION,
+        ErrorCode.PROTOCOL_ERROR,
+        ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+        ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+        ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+        ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED,
+    }
+)
+
+
+def _malformed(event: Any) -> bool:
+    """Whether ``event`` reports a frame that broke OCPP-J (not merely one we refuse)."""
+    kind = type(event)
+    if kind is Reply:
+        return event.code in _MALFORMED_CODES
+    return (kind is Dropped and event.kind == "malformed") or kind is InvalidAnswer
 
 
 def _triggered_action(request: Any) -> str:
@@ -187,6 +215,7 @@ class StationSession:
     handler_grace: ClassVar[float] = 5.0
     boot_gate: ClassVar[bool] = True
     trigger_boot: ClassVar[bool] = True
+    limits: ClassVar[Limits] = Limits()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -205,6 +234,7 @@ class StationSession:
         handshake: Handshake | None = None,
         registry: ConnectionRegistry | None = None,
         hooks: Hooks | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.station_id = station_id
         self.handshake = handshake
@@ -249,6 +279,14 @@ class StationSession:
         self._warned_unexpected = False
         self._boot_triggered = False
         self._triggered: set[str] = set()
+        self._limits = self.limits if limits is None else limits
+        self._frame_bucket = (
+            TokenBucket(self._limits.frames) if self._limits.frames is not None else None
+        )
+        self._action_buckets: dict[str, TokenBucket] = {}
+        self._limited = self._frame_bucket is not None or bool(self._limits.per_action)
+        self._max_bad = self._limits.max_bad_frames
+        self._bad_in_row = 0
         self._idle: asyncio.Event | None = None
 
     def __repr__(self) -> str:
@@ -329,20 +367,40 @@ class StationSession:
                 return
             event = receive(data)
             kind = type(event)
+            if self._limited and not self._within_limits(event):
+                self.stats.rate_limited += 1
+                if self._limits.on_exceed == "close":
+                    logger.warning("station %r exceeded its rate limit; closing", self.station_id)
+                    await self.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                    return
+                if kind is IncomingCall:
+                    assert isinstance(event, IncomingCall)
+                    error = OcppError(ErrorCode.GENERIC_ERROR, "rate limit exceeded")
+                    await self._send_quietly(self.endpoint.error_for(event, error))
+                    continue
+                if kind is IncomingSend:
+                    continue  # never answered
+                # Answers to our own CALLs and bad frames are handled as usual.
+            if self._max_bad is not None:
+                if _malformed(event):
+                    self._bad_in_row += 1
+                    if self._bad_in_row >= self._max_bad:
+                        logger.warning(
+                            "station %r: %d malformed frames in a row; closing",
+                            self.station_id,
+                            self._bad_in_row,
+                        )
+                        await self._send_reply_of(event)
+                        await self.close(CLOSE_PROTOCOL_ERROR, "too many malformed frames")
+                        return
+                else:
+                    self._bad_in_row = 0
             if kind is IncomingCall or kind is IncomingSend:
                 self._accept(event)  # type: ignore[arg-type]
             elif kind is IncomingResult or kind is IncomingError or kind is InvalidAnswer:
                 await self._settle(event)  # type: ignore[arg-type]
             elif kind is Reply:
-                stats.bad_frames += 1
-                assert isinstance(event, Reply)
-                logger.info(
-                    "station %r: answered a bad frame with %s: %s",
-                    self.station_id,
-                    event.code.spelled_for(self.version),
-                    event.reason,
-                )
-                await self._send_quietly(event.text)
+                await self._send_reply_of(event)
             elif kind is Dropped:
                 assert isinstance(event, Dropped)
                 self._dropped(event)
@@ -356,8 +414,35 @@ class StationSession:
                     event.description,
                 )
 
+    async def _send_reply_of(self, event: Any) -> None:
+        """Send the CALLERROR a bad frame earned (nothing for other events)."""
+        if type(event) is not Reply:
+            return
+        self.stats.bad_frames += 1
+        logger.info(
+            "station %r: answered a bad frame with %s: %s",
+            self.station_id,
+            event.code.spelled_for(self.version),
+            event.reason,
+        )
+        await self._send_quietly(event.text)
+
+    def _within_limits(self, event: Any) -> bool:
+        """Take a token for the frame (and for its action); ``False`` if one is missing."""
+        if self._frame_bucket is not None and not self._frame_bucket.take():
+            return False
+        per_action = self._limits.per_action
+        if per_action and type(event) in (IncomingCall, IncomingSend):
+            limit = per_action.get(event.action)
+            if limit is not None:
+                bucket = self._action_buckets.get(event.action)
+                if bucket is None:
+                    bucket = self._action_buckets[event.action] = TokenBucket(limit)
+                return bucket.take()
+        return True
+
     def _dropped(self, event: Dropped) -> None:
-        if event.reason.endswith("matches no outstanding CALL"):
+        if event.kind == "unexpected":
             self.stats.unexpected_answers += 1
             # A flood of these must not flood the log: warn once, then debug.
             if not self._warned_unexpected:

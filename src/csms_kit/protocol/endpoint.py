@@ -28,7 +28,7 @@ import logging
 import secrets
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from csms_kit.error_codes import ErrorCode
 from csms_kit.exceptions import InvalidPayload, OcppError, UsageError
@@ -140,10 +140,15 @@ class Reply:
 
 @dataclass(slots=True)
 class Dropped:
-    """Nothing to answer: an unexpected answer, an ignored message type, a bad SEND."""
+    """Nothing to answer: an unexpected answer, an ignored message type, a bad SEND.
+
+    ``kind`` is ``"malformed"`` (the frame broke OCPP-J), ``"unexpected"`` (an
+    answer matching no outstanding CALL: late or unsolicited) or ``"refused"``.
+    """
 
     reason: str
     message_id: str | None
+    kind: Literal["malformed", "unexpected", "refused"] = "refused"
 
 
 Event = (
@@ -296,7 +301,7 @@ class Endpoint:
         ):
             about_result = bad.message_type == frames.MessageType.CALLRESULT
             return self._invalid_answer(bad.code, bad.reason, about_result=about_result)
-        return Dropped(bad.reason, bad.message_id)
+        return Dropped(bad.reason, bad.message_id, "malformed")
 
     def _receive_call(self, frame: frames.Call) -> Event:
         message_id, action = frame.message_id, frame.action
@@ -343,7 +348,9 @@ class Endpoint:
     def _receive_send(self, frame: frames.Send) -> Event:
         action = frame.action
         if action not in self._send_actions:
-            return Dropped("SEND of an action that is not a SEND message", frame.message_id)
+            return Dropped(
+                "SEND of an action that is not a SEND message", frame.message_id, "malformed"
+            )
         if self.admit is not None and (refusal := self.admit(action)) is not None:
             return Dropped(f"SEND refused: {refusal.description}", frame.message_id)
         if action not in self.handled:
@@ -351,12 +358,14 @@ class Endpoint:
         try:
             message = self._decode(action, "request", frame.payload)
         except SchemaViolation as violation:
-            return Dropped(f"invalid SEND: {violation.description}", frame.message_id)
+            return Dropped(f"invalid SEND: {violation.description}", frame.message_id, "malformed")
         return IncomingSend(frame.message_id, action, message, frame.payload)
 
     def _receive_result(self, frame: frames.CallResult) -> Event:
         if self._awaiting is None or frame.message_id != self._awaiting[0]:
-            return Dropped("CALLRESULT matches no outstanding CALL", frame.message_id)
+            return Dropped(
+                "CALLRESULT matches no outstanding CALL", frame.message_id, "unexpected"
+            )
         action = self._awaiting[1]
         try:
             response = self._decode(action, "response", frame.payload)
@@ -367,7 +376,7 @@ class Endpoint:
 
     def _receive_error(self, frame: frames.CallError) -> Event:
         if self._awaiting is None or frame.message_id != self._awaiting[0]:
-            return Dropped("CALLERROR matches no outstanding CALL", frame.message_id)
+            return Dropped("CALLERROR matches no outstanding CALL", frame.message_id, "unexpected")
         action = self._awaiting[1]
         self._awaiting = None
         return IncomingError(

@@ -137,7 +137,7 @@ def basic_auth(
     challenge = (("WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"'),)
 
     def refuse(handshake: Handshake, why: str) -> Rejection:
-        address = _address(handshake)
+        address = handshake.host
         logger.warning(
             "security: station %r from %s refused: %s", handshake.station_id, address, why
         )
@@ -147,7 +147,7 @@ def basic_auth(
 
     async def authenticate(handshake: Handshake) -> Rejection | None:
         station_id = handshake.station_id
-        address = _address(handshake)
+        address = handshake.host
         if profile == 2 and not handshake.tls:
             logger.warning("security: station %r used ws:// on a profile 2 endpoint", station_id)
             return Rejection(403, "TLS required\n")
@@ -177,10 +177,3 @@ def basic_auth(
         return None
 
     return authenticate
-
-
-def _address(handshake: Handshake) -> str:
-    remote = handshake.remote_address
-    if isinstance(remote, tuple) and remote:
-        return str(remote[0])
-    return str(remote)

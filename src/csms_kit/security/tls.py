@@ -144,7 +144,7 @@ def certificate_auth(
         logger.warning(
             "security: station %r from %s refused: %s",
             handshake.station_id,
-            _host(handshake),
+            handshake.host,
             why,
         )
         return Rejection(status, why + "\n")
@@ -169,11 +169,6 @@ def certificate_auth(
     return authenticate
 
 
-def _host(handshake: Handshake) -> str:
-    remote = handshake.remote_address
-    return str(remote[0]) if isinstance(remote, tuple) and remote else str(remote)
-
-
 def _from_proxy(
     handshake: Handshake, header: str, proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 ) -> dict[str, Any] | None:
@@ -181,7 +176,7 @@ def _from_proxy(
     if not value:
         return None
     try:
-        address = ipaddress.ip_address(_host(handshake))
+        address = ipaddress.ip_address(handshake.host)
     except ValueError:
         return None
     if not any(address in network for network in proxies):

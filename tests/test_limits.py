@@ -1,0 +1,190 @@
+"""Limits: token buckets, rate limits per station and action, malformed frames in a row."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import websockets
+
+from csms_kit import StationSession, TransportClosed, on, serve
+from csms_kit.limits import UNLIMITED, Limits, RateLimit, TokenBucket
+from tests.helpers import running
+
+NOW = "2026-11-27T10:00:00Z"
+
+
+class Csms(StationSession):
+    boot_gate = False
+
+    @on("Heartbeat")
+    def heartbeat(self, request: Any) -> Any:
+        return {"currentTime": NOW}
+
+
+def test_token_bucket_allows_burst_then_refills(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket gives `burst` tokens at once, then `rate` per second."""
+    clock = [100.0]
+    monkeypatch.setattr("csms_kit.limits.time.monotonic", lambda: clock[0])
+    bucket = TokenBucket(RateLimit(rate=2, burst=3))
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock[0] += 0.5
+    assert bucket.take()
+    assert not bucket.take()
+    clock[0] += 100
+    assert sum(bucket.take() for _ in range(10)) == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"rate": 0, "burst": 1}, {"rate": 1, "burst": 0.5}, {"rate": -1, "burst": 5}]
+)
+def test_bad_rate_limits_are_refused(kwargs: dict[str, float]) -> None:
+    """A RateLimit needs a positive rate and a burst of at least one."""
+    with pytest.raises(ValueError):
+        RateLimit(**kwargs)
+
+
+def test_bad_limits_are_refused() -> None:
+    """on_exceed and max_bad_frames are checked."""
+    with pytest.raises(ValueError):
+        Limits(on_exceed="ignore")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Limits(max_bad_frames=0)
+
+
+async def test_calls_over_the_frame_limit_get_generic_error() -> None:
+    """Past the frame budget, CALLs are answered 'rate limit exceeded' and counted."""
+
+    class Limited(Csms):
+        limits = Limits(frames=RateLimit(rate=0.001, burst=3))
+
+    async with running(Limited) as (session, station):
+        answers = [await station.call(f"h{n}", "Heartbeat", {}) for n in range(5)]
+        assert [a[0] for a in answers] == [3, 3, 3, 4, 4]
+        assert answers[3][2:4] == ["GenericError", "rate limit exceeded"]
+        assert session.stats.rate_limited == 2
+        assert not session.closed
+
+
+async def test_per_action_limits_count_only_that_action() -> None:
+    """A per-action bucket limits that action and leaves the others alone."""
+
+    class Limited(Csms):
+        limits = Limits(frames=None, per_action={"Heartbeat": RateLimit(rate=0.001, burst=1)})
+
+        @on("Authorize")
+        def authorize(self, request: Any) -> Any:
+            return {"idTagInfo": {"status": "Accepted"}}
+
+    async with running(Limited) as (_, station):
+        assert (await station.call("h1", "Heartbeat", {}))[0] == 3
+        assert (await station.call("h2", "Heartbeat", {}))[2] == "GenericError"
+        for n in range(5):
+            assert (await station.call(f"a{n}", "Authorize", {"idTag": "T"}))[0] == 3
+
+
+async def test_close_mode_closes_with_1008() -> None:
+    """With on_exceed='close', the first frame over the limit closes the connection (1008)."""
+
+    class Strict(Csms):
+        limits = Limits(frames=RateLimit(rate=0.001, burst=2), on_exceed="close")
+
+    async with running(Strict) as (session, station):
+        await station.call("h1", "Heartbeat", {})
+        await station.call("h2", "Heartbeat", {})
+        await station.send([2, "h3", "Heartbeat", {}])
+        with pytest.raises(TransportClosed) as caught:
+            await station.recv()
+        assert caught.value.code == 1008
+        assert session.closed
+
+
+async def test_answers_to_our_calls_pass_even_over_the_limit() -> None:
+    """In reject mode, the station's answers to our CALLs are still delivered."""
+
+    class Limited(Csms):
+        limits = Limits(frames=RateLimit(rate=0.001, burst=1))
+
+    async with running(Limited) as (session, station):
+        await station.call("h1", "Heartbeat", {})  # uses the only token
+        task = asyncio.create_task(session.call({"type": "Soft"}, action="Reset"))
+        frame = await station.recv()
+        await station.send([3, frame[1], {"status": "Accepted"}])
+        assert (await task).status == "Accepted"
+
+
+@pytest.mark.parametrize(
+    "bad", ["garbage", "[]", '[2, 5, "Heartbeat", {}]', '[2,"x","Heartbeat",{"a":1}]']
+)
+async def test_malformed_frames_in_a_row_close_with_1002(bad: str) -> None:
+    """After max_bad_frames malformed frames in a row, the connection closes with 1002."""
+
+    class Strict(Csms):
+        limits = Limits(frames=None, max_bad_frames=3)
+
+    async with running(Strict) as (session, station):
+        for _ in range(2):
+            await station.send(bad)
+            assert (await station.recv())[0] == 4
+        await station.send(bad)
+        assert (await station.recv())[0] == 4  # the third still gets its CALLERROR
+        with pytest.raises(TransportClosed) as caught:
+            await station.recv()
+        assert caught.value.code == 1002
+        assert session.closed
+
+
+async def test_a_good_frame_resets_the_malformed_count() -> None:
+    """Malformed frames separated by good ones never reach the limit."""
+
+    class Strict(Csms):
+        limits = Limits(frames=None, max_bad_frames=2)
+
+    async with running(Strict) as (session, station):
+        for n in range(5):
+            await station.send("garbage")
+            assert (await station.recv())[0] == 4
+            assert (await station.call(f"h{n}", "Heartbeat", {}))[0] == 3
+        assert not session.closed
+
+
+async def test_refused_but_wellformed_calls_are_not_malformed() -> None:
+    """NotSupported / NotImplemented answers do not count as malformed frames."""
+
+    class Strict(Csms):
+        limits = Limits(frames=None, max_bad_frames=2)
+
+    async with running(Strict) as (session, station):
+        for n in range(5):
+            assert (await station.call(f"a{n}", "Authorize", {"idTag": "T"}))[2] == "NotSupported"
+            assert (await station.call(f"f{n}", "Foo", {}))[2] == "NotImplemented"
+        assert not session.closed
+
+
+async def test_max_connections_per_address_answers_429() -> None:
+    """Past max_connections_per_address, the handshake gets HTTP 429; a slot frees on leave."""
+    async with serve(Csms, "127.0.0.1", 0, max_connections_per_address=2) as server:
+        url = f"ws://127.0.0.1:{server.port}"
+        first = await websockets.connect(f"{url}/A", subprotocols=["ocpp1.6"])
+        second = await websockets.connect(f"{url}/B", subprotocols=["ocpp1.6"])
+        with pytest.raises(websockets.InvalidStatus) as caught:
+            await websockets.connect(f"{url}/C", subprotocols=["ocpp1.6"])
+        assert caught.value.response.status_code == 429
+        await first.close()
+        for _ in range(100):
+            if len(server.sessions) < 2:
+                break
+            await asyncio.sleep(0.01)
+        third = await websockets.connect(f"{url}/C", subprotocols=["ocpp1.6"])
+        await third.close()
+        await second.close()
+
+
+def test_unlimited_turns_everything_off() -> None:
+    """UNLIMITED has no frame limit, no per-action limit and no malformed-frame limit."""
+    assert (UNLIMITED.frames, dict(UNLIMITED.per_action), UNLIMITED.max_bad_frames) == (
+        None,
+        {},
+        None,
+    )
