@@ -287,7 +287,7 @@ class StationSession:
         self._limited = self._frame_bucket is not None or bool(self._limits.per_action)
         self._max_bad = self._limits.max_bad_frames
         self._bad_in_row = 0
-        self._idle: asyncio.Event | None = None
+        self._policed = self._limited or self._max_bad is not None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.station_id!r} OCPP {self.version}>"
@@ -366,53 +366,69 @@ class StationSession:
                 await self.close(CLOSE_UNSUPPORTED_DATA, "OCPP-J uses text frames only")
                 return
             event = receive(data)
-            kind = type(event)
-            if self._limited and not self._within_limits(event):
-                self.stats.rate_limited += 1
-                if self._limits.on_exceed == "close":
-                    logger.warning("station %r exceeded its rate limit; closing", self.station_id)
-                    await self.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+            if self._policed and not await self._police(event):
+                if self._ended is not None:
                     return
-                if kind is IncomingCall:
-                    assert isinstance(event, IncomingCall)
-                    error = OcppError(ErrorCode.GENERIC_ERROR, "rate limit exceeded")
-                    await self._send_quietly(self.endpoint.error_for(event, error))
-                    continue
-                if kind is IncomingSend:
-                    continue  # never answered
-                # Answers to our own CALLs and bad frames are handled as usual.
-            if self._max_bad is not None:
-                if _malformed(event):
-                    self._bad_in_row += 1
-                    if self._bad_in_row >= self._max_bad:
-                        logger.warning(
-                            "station %r: %d malformed frames in a row; closing",
-                            self.station_id,
-                            self._bad_in_row,
-                        )
-                        await self._send_reply_of(event)
-                        await self.close(CLOSE_PROTOCOL_ERROR, "too many malformed frames")
-                        return
-                else:
-                    self._bad_in_row = 0
-            if kind is IncomingCall or kind is IncomingSend:
-                self._accept(event)  # type: ignore[arg-type]
-            elif kind is IncomingResult or kind is IncomingError or kind is InvalidAnswer:
-                await self._settle(event)  # type: ignore[arg-type]
-            elif kind is Reply:
-                await self._send_reply_of(event)
-            elif kind is Dropped:
-                assert isinstance(event, Dropped)
-                self._dropped(event)
+                continue
+            await self._dispatch(event)
+
+    async def _dispatch(self, event: Any) -> None:
+        """Act on one event from the endpoint."""
+        kind = type(event)
+        if kind is IncomingCall or kind is IncomingSend:
+            self._accept(event)
+        elif kind is IncomingResult or kind is IncomingError or kind is InvalidAnswer:
+            await self._settle(event)
+        elif kind is Reply:
+            await self._send_reply_of(event)
+        elif kind is Dropped:
+            self._dropped(event)
+        else:
+            assert kind is IncomingResultError
+            logger.warning(
+                "station %r reports an error in our CALLRESULT %r: %s %s",
+                self.station_id,
+                event.message_id,
+                event.code,
+                event.description,
+            )
+
+    async def _police(self, event: Any) -> bool:
+        """Apply the limits to one event; ``False`` if it must not be dispatched.
+
+        A frame over its rate limit closes the connection (``on_exceed="close"``) or,
+        if it is a CALL, is answered "rate limit exceeded"; a SEND is dropped and
+        anything else is dispatched as usual. Too many malformed frames in a row close
+        the connection with 1002.
+        """
+        kind = type(event)
+        if self._limited and not self._within_limits(event):
+            self.stats.rate_limited += 1
+            if self._limits.on_exceed == "close":
+                logger.warning("station %r exceeded its rate limit; closing", self.station_id)
+                await self.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+                return False
+            if kind is IncomingCall:
+                error = OcppError(ErrorCode.GENERIC_ERROR, "rate limit exceeded")
+                await self._send_quietly(self.endpoint.error_for(event, error))
+                return False
+            if kind is IncomingSend:
+                return False  # never answered
+        if self._max_bad is not None:
+            if not _malformed(event):
+                self._bad_in_row = 0
             else:
-                assert isinstance(event, IncomingResultError)
-                logger.warning(
-                    "station %r reports an error in our CALLRESULT %r: %s %s",
-                    self.station_id,
-                    event.message_id,
-                    event.code,
-                    event.description,
-                )
+                self._bad_in_row += 1
+                if self._bad_in_row >= self._max_bad:
+                    logger.warning(
+                        "station %r: %d malformed frames in a row; closing",
+                        self.station_id,
+                        self._bad_in_row,
+                    )
+                    await self._send_reply_of(event)
+                    await self.close(CLOSE_PROTOCOL_ERROR, "too many malformed frames")
+                    return False
+        return True
 
     async def _send_reply_of(self, event: Any) -> None:
         """Send the CALLERROR a bad frame earned (nothing for other events)."""
