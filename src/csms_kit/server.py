@@ -380,6 +380,17 @@ class CsmsServer:
                 )
 
 
+class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs every request header at DEBUG: hide the credentials."""
+
+    _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in self._SECRET_HEADERS:
+            args = (args[0], "[redacted]")
+        super().log(level, msg, *args, **kwargs)
+
+
 def _handshake(connection: ServerConnection, request: Request, station_id: str) -> Handshake:
     headers: Headers = request.headers
     credentials = parse_basic_auth(headers.get("Authorization"))
@@ -485,7 +496,7 @@ def serve(
         "ping_timeout": ping_timeout,
         "close_timeout": close_timeout,
         "server_header": None,
-        "logger": logging.getLogger("csms_kit.websockets"),
+        "logger": _RedactingLogger(logging.getLogger("csms_kit.websockets"), {}),
     }
     if reuse_port:
         options["reuse_port"] = True

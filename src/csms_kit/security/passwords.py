@@ -11,8 +11,10 @@ Two secret formats exist:
   as hexadecimal (up to 40 digits). :func:`hash_authorization_key` stores the key
   bytes; :func:`verify_password` accepts both ways of sending them.
 
-The hash is scrypt (memory-hard, in the standard library) with parameters stored in
-the hash string, so they can be raised later without invalidating old hashes.
+The hash is scrypt (memory-hard, in the standard library) over the secret's SHA-256
+(so that no near miss, such as the secret plus a NUL byte, collides inside scrypt's
+HMAC), with the kind of secret and the cost parameters stored in the hash string,
+so they can be raised later without invalidating old hashes.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ __all__ = [
 MIN_PASSWORD_LENGTH = 16
 #: Longest password accepted on the wire: 40 UTF-8 characters of up to 4 bytes.
 MAX_PASSWORD_BYTES = 160
-_SCHEME = "scrypt"
+_PASSWORD_SCHEME = "scrypt-sha256"  # a 2.x password, compared as sent
+_KEY_SCHEME = "scrypt-sha256-key"  # a 1.6 key, which may arrive raw or as hex
 _DEFAULT_COST = 2**14
 _HEX = frozenset(string.hexdigits)
 
@@ -47,12 +50,13 @@ def _b64(data: bytes) -> str:
 
 
 def _derive(secret: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, dklen=32, maxmem=256 * 1024 * 1024)
+    digest = hashlib.sha256(secret).digest()
+    return hashlib.scrypt(digest, salt=salt, n=n, r=r, p=p, dklen=32, maxmem=256 * 1024 * 1024)
 
 
-def _hash(secret: bytes, n: int, r: int, p: int) -> str:
+def _hash(scheme: str, secret: bytes, n: int, r: int, p: int) -> str:
     salt = os.urandom(16)
-    return f"{_SCHEME}${n}${r}${p}${_b64(salt)}${_b64(_derive(secret, salt, n, r, p))}"
+    return f"{scheme}${n}${r}${p}${_b64(salt)}${_b64(_derive(secret, salt, n, r, p))}"
 
 
 def hash_password(password: str, *, n: int = _DEFAULT_COST, r: int = 8, p: int = 1) -> str:
@@ -64,7 +68,7 @@ def hash_password(password: str, *, n: int = _DEFAULT_COST, r: int = 8, p: int =
     """
     if not MIN_PASSWORD_LENGTH <= len(password) <= 40:
         raise ValueError("an OCPP BasicAuthPassword has 16 to 40 characters")
-    return _hash(password.encode("utf-8"), n, r, p)
+    return _hash(_PASSWORD_SCHEME, password.encode("utf-8"), n, r, p)
 
 
 def hash_authorization_key(
@@ -81,7 +85,7 @@ def hash_authorization_key(
             raise ValueError("a str AuthorizationKey must be hexadecimal") from None
     if not MIN_PASSWORD_LENGTH <= len(key) <= 20:
         raise ValueError("an OCPP 1.6 AuthorizationKey has 16 to 20 bytes")
-    return _hash(key, n, r, p)
+    return _hash(_KEY_SCHEME, key, n, r, p)
 
 
 def key_candidates(password: bytes) -> list[bytes]:
@@ -101,15 +105,18 @@ def verify_password(password: bytes, stored: str) -> bool:
     """
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != _SCHEME:
+        if scheme not in (_PASSWORD_SCHEME, _KEY_SCHEME):
             raise ValueError(scheme)
         cost = int(n), int(r), int(p)
         salt_bytes = base64.b64decode(salt, validate=True)
         expected = base64.b64decode(digest, validate=True)
+        if not salt_bytes or len(expected) != 32:
+            raise ValueError("truncated")
     except ValueError:
         raise ValueError("not a password hash made by csms_kit.security") from None
+    candidates = key_candidates(password) if scheme == _KEY_SCHEME else [password]
     matched = False
-    for candidate in key_candidates(password):
+    for candidate in candidates:
         # compare every candidate, so timing does not tell which form matched
         matched |= hmac.compare_digest(_derive(candidate, salt_bytes, *cost), expected)
     return matched

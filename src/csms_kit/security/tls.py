@@ -154,7 +154,9 @@ def certificate_auth(
             return refuse(handshake, 400, "Basic credentials on a profile 3 endpoint")
         certificate = handshake.peer_certificate
         if certificate is None and proxy_header is not None:
-            certificate = _from_proxy(handshake, proxy_header, proxies)
+            certificate = handshake.peer_certificate = _from_proxy(
+                handshake, proxy_header, proxies
+            )
         if certificate is None:
             return refuse(handshake, 401, "no client certificate")
         identity = identity_of(certificate)
@@ -172,9 +174,13 @@ def certificate_auth(
 def _from_proxy(
     handshake: Handshake, header: str, proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 ) -> dict[str, Any] | None:
-    value = handshake.headers.get(header)
-    if not value:
+    values = _header_values(handshake.headers, header)
+    if not values:
         return None
+    if len(values) > 1:
+        logger.warning("security: %s sent %d times; refusing", header, len(values))
+        return None
+    value = values[0]
     try:
         address = ipaddress.ip_address(handshake.host)
     except ValueError:
@@ -185,6 +191,13 @@ def _from_proxy(
         )
         return None
     return _parse_pem(unquote(value))
+
+
+def _header_values(headers: Any, name: str) -> list[str]:
+    if hasattr(headers, "get_all"):
+        return list(headers.get_all(name))
+    value = headers.get(name)
+    return [value] if value else []
 
 
 def _parse_pem(pem: str) -> dict[str, Any] | None:
@@ -205,4 +218,6 @@ def _parse_pem(pem: str) -> dict[str, Any] | None:
         for attribute in certificate.subject
         if attribute.oid in names
     )
-    return {"subject": subject, "serialNumber": format(certificate.serial_number, "X")}
+    serial = format(certificate.serial_number, "X")
+    # spelled as ssl.getpeercert() spells it: whole bytes, upper case
+    return {"subject": subject, "serialNumber": serial.zfill(len(serial) + len(serial) % 2)}

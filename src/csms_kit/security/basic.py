@@ -11,9 +11,12 @@ The username must equal the station identity and the password must match the has
 ``lookup`` returns. A station ``lookup`` does not know gets HTTP 404 (OCPP-J: unknown
 identities SHOULD get 404); missing, short or wrong credentials get HTTP 401 with a
 ``WWW-Authenticate`` challenge. Failures are logged with the identity and address,
-never the password. After ``max_failures`` failures within ``window`` seconds, an
-identity or an address is refused with HTTP 429 for ``block`` seconds, without
-checking the password.
+never the password. After ``max_failures`` failures within ``window`` seconds from
+one address for one identity, that identity is refused *from that address* with HTTP
+429 for ``block`` seconds, without checking the password (so a stranger elsewhere
+cannot lock a station out); after ``max_address_failures`` failures from one address
+for any identities, the whole address is (set it high: many stations may share an
+address behind a NAT or a cellular carrier).
 
 Checking a password costs a scrypt derivation (on purpose), run in a worker thread
 so the event loop never stalls; a verified (identity, password, hash) triple is then
@@ -73,14 +76,15 @@ class FailureThrottle:
         state = self._state.get(key)
         return state is not None and state[2] > self._clock()
 
-    def failed(self, key: str) -> None:
-        """Record a failure of ``key``."""
+    def failed(self, key: str, max_failures: int | None = None) -> None:
+        """Record a failure of ``key``, blocked at ``max_failures`` (default: the throttle's)."""
+        limit = self.max_failures if max_failures is None else max_failures
         now = self._clock()
         failures, start, until = self._state.pop(key, (0, now, 0.0))
         if now - start > self.window:
             failures, start = 0, now
         failures += 1
-        if failures >= self.max_failures:
+        if failures >= limit:
             until = now + self.block
             failures, start = 0, now
         self._state[key] = (failures, start, until)
@@ -121,6 +125,7 @@ def basic_auth(
     profile: Literal[1, 2] = 2,
     realm: str = "OCPP",
     max_failures: int = 5,
+    max_address_failures: int = 100,
     window: float = 60.0,
     block: float = 300.0,
     cache_ttl: float = 3600.0,
@@ -141,8 +146,8 @@ def basic_auth(
         logger.warning(
             "security: station %r from %s refused: %s", handshake.station_id, address, why
         )
-        throttle.failed("id:" + handshake.station_id)
-        throttle.failed("ip:" + address)
+        throttle.failed(f"pair:{handshake.station_id}@{address}")
+        throttle.failed("ip:" + address, max_address_failures)
         return Rejection(401, "authentication required\n", challenge)
 
     async def authenticate(handshake: Handshake) -> Rejection | None:
@@ -151,7 +156,7 @@ def basic_auth(
         if profile == 2 and not handshake.tls:
             logger.warning("security: station %r used ws:// on a profile 2 endpoint", station_id)
             return Rejection(403, "TLS required\n")
-        if throttle.blocked("id:" + station_id) or throttle.blocked("ip:" + address):
+        if throttle.blocked(f"pair:{station_id}@{address}") or throttle.blocked("ip:" + address):
             logger.warning("security: station %r from %s throttled", station_id, address)
             return Rejection(429, "too many failed attempts\n", (("Retry-After", f"{block:.0f}"),))
         if handshake.username is None or handshake.password is None:
@@ -166,14 +171,14 @@ def basic_auth(
             stored = await stored
         if stored is None:
             logger.warning("security: unknown station %r from %s", station_id, address)
-            throttle.failed("ip:" + address)
+            throttle.failed("ip:" + address, max_address_failures)
             return Rejection(404, "unknown station\n")
         credentials = (station_id, password, stored)
         if credentials not in verified:
             if not await asyncio.to_thread(verify_password, password, stored):
                 return refuse(handshake, "wrong password")
             verified.add(credentials)
-        throttle.succeeded("id:" + station_id)
+        throttle.succeeded(f"pair:{station_id}@{address}")
         return None
 
     return authenticate
