@@ -15,22 +15,26 @@ one:
 * the **load generator** (``--role load``): opens N WebSocket connections on
   127.0.0.1, alternately offering ``ocpp1.6`` and ``ocpp2.0.1`` and the compression
   under test; on each it sends a BootNotification (must be Accepted) and a
-  Heartbeat, then leaves it idle.
+  Heartbeat (plus ``--traffic`` MeterValues), then leaves it idle. It speaks
+  hand-written OCPP-J frames over plain ``websockets`` clients rather than
+  ``csms_kit.connect_station``: both servers get exactly the same bytes, the floor's
+  canned answer needs no schema, and 2,000 stations stay cheap for one process.
 
 Sequence per measurement: start the server; the load generator warms the server up
 with a few connections that boot, beat and close (lazy imports, schema validators);
 sample the server's RSS (median of a few samples: *before*); open the N
 connections; wait for things to settle; sample again (*after*). The figure is
-``(after - before) / N`` in KiB per idle connection. ``--trace`` adds a run per
-csms_kit setting with ``tracemalloc`` on in the server, to show where the memory
-goes (its RSS figures are not used: tracing costs memory itself).
+``(after - before) / N`` in KiB per idle connection. ``--trace`` adds a second
+round of runs with ``tracemalloc`` on in the server from *before* to *after*, to
+show where the memory goes (their RSS is not reported: tracing costs memory too).
 
 Run from the repository root::
 
     python bench/connection_memory.py                  # N=2000, all settings, ~2 min
     python bench/connection_memory.py --stations 5000
-    python bench/connection_memory.py --quick          # N=200 smoke run (CI)
+    python bench/connection_memory.py --quick          # N=200, all at once: smoke run (CI)
     python bench/connection_memory.py --trace --json   # plus tracemalloc; JSON out
+    python bench/connection_memory.py --traffic 5      # 5 MeterValues per station first
 
 Every child process is killed if it does not stop by itself, and exits on its own
 when this process goes away (its stdin closes) or after a deadline.
@@ -45,6 +49,7 @@ import datetime
 import gc
 import importlib.util
 import json
+import linecache
 import os
 import platform
 import signal
@@ -58,7 +63,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
@@ -84,13 +89,22 @@ SCRIPT = os.path.abspath(__file__)
 class BenchError(RuntimeError):
     """Something went wrong in a child process or a check failed."""
 
+    def __init__(self, message: str, source: str | None = None) -> None:
+        super().__init__(message)
+        #: The child process that reported it, if one did.
+        self.source = source
+
 
 # -- compression settings -------------------------------------------------------------
 
 
-def compression_value(name: str) -> str | None:
+def compression_value(name: str) -> Literal["frugal", "deflate"] | None:
     """The ``compression`` argument of ``csms_kit.serve`` for a command-line name."""
-    return None if name == "none" else name
+    if name == "frugal":
+        return "frugal"
+    if name == "deflate":
+        return "deflate"
+    return None
 
 
 def floor_extensions(name: str) -> list[ServerPerMessageDeflateFactory]:
@@ -212,8 +226,6 @@ def trace_report(stations: int, top: int = 15) -> dict[str, Any]:
 
 
 def _source_line(filename: str, lineno: int) -> str:
-    import linecache
-
     return linecache.getline(filename, lineno).strip()[:90]
 
 
@@ -240,7 +252,7 @@ async def run_server(kind: str, compression: str, deadline: float) -> None:
         from csms_kit import serve
         from csms_kit.demo.csms import DemoCsms
 
-        csms = serve(DemoCsms, HOST, 0, compression=compression_value(compression))  # type: ignore[arg-type]
+        csms = serve(DemoCsms, HOST, 0, compression=compression_value(compression))
         await csms.start()
         port = csms.port
 
@@ -258,7 +270,7 @@ async def run_server(kind: str, compression: str, deadline: float) -> None:
             subprotocols=[Subprotocol(v) for v in reversed(VERSIONS)],
             compression=None,
             extensions=floor_extensions(compression),
-            max_size=256 * 1024,  # as csms_kit's default; websockets' default pings
+            max_size=256 * 1024,  # as csms_kit; pings: websockets' defaults, as csms_kit
         )
         port = server.sockets[0].getsockname()[1]
 
@@ -524,15 +536,16 @@ class Child:
         try:
             line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
         except asyncio.TimeoutError:
-            raise BenchError(f"{self.name}: no answer within {timeout:g} s") from None
+            raise BenchError(f"{self.name}: no answer within {timeout:g} s", self.name) from None
         if not line:
             await asyncio.sleep(0.2)
             raise BenchError(
-                f"{self.name} exited (code {self.process.returncode}):\n{self.stderr_tail()}"
+                f"{self.name} exited (code {self.process.returncode}):\n{self.stderr_tail()}",
+                self.name,
             )
         message: dict[str, Any] = json.loads(line)
         if "error" in message:
-            raise BenchError(f"{self.name}: {message['error']}\n{self.stderr_tail()}")
+            raise BenchError(f"{self.name}: {message['error']}\n{self.stderr_tail()}", self.name)
         return message
 
     async def ask(self, command: str, timeout: float = 30) -> dict[str, Any]:
@@ -644,6 +657,12 @@ async def measure(kind: str, compression: str, settings: Settings, trace: bool) 
             samples_after=after,
             trace=report,
         )
+    except BenchError as exc:
+        started = next((c for c in children if c.name.startswith(kind)), None)
+        if started is None or exc.source == started.name:
+            raise
+        # The load generator saw the failure; the server's log usually says why.
+        raise BenchError(f"{exc}\n{started.name}, stderr:\n{started.stderr_tail()}") from None
     finally:
         for child in children:  # the load generator (exits on EOF) first, then the server
             await child.stop("quit" if child.name.startswith(kind) else None)
@@ -689,11 +708,11 @@ def print_table(results: Sequence[Result]) -> None:
     print()
     print("Anonymous memory only (RssAnon), KiB/conn:")
     for compression in COMPRESSIONS:
-        row = [by.get((kind, compression)) for kind in KINDS]
-        if all(row):
+        kit, floor = by.get(("csms_kit", compression)), by.get(("floor", compression))
+        if kit is not None and floor is not None:
             print(
-                f"  {compression:8} csms_kit {row[0].per_station_anon_kib:7.1f}"  # type: ignore[union-attr]
-                f"   floor {row[1].per_station_anon_kib:7.1f}"  # type: ignore[union-attr]
+                f"  {compression:8} csms_kit {kit.per_station_anon_kib:7.1f}"
+                f"   floor {floor.per_station_anon_kib:7.1f}"
             )
     print("Negotiated Sec-WebSocket-Extensions:")
     for compression in COMPRESSIONS:

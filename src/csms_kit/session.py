@@ -345,6 +345,8 @@ class StationSession:
         receive = self.endpoint.receive
         stats = self.stats
         while self._ended is None:
+            # Idle stations are the common case: do not keep their last message alive.
+            data = event = None
             try:
                 data = await recv()
             except TransportClosed as closed:
