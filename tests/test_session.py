@@ -857,3 +857,29 @@ async def test_triggered_message_passes_the_gate_while_pending() -> None:
         await trigger
         assert await station.call("s2", "StatusNotification", status) == [3, "s2", {}]
         assert (await station.call("s3", "StatusNotification", status))[2] == "SecurityError"
+
+
+async def test_queued_sends_are_bounded() -> None:
+    """SENDs piling up behind a slow handler are dropped past the inbox bound."""
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    class Slow(StationSession):
+        boot_gate = False
+        limits = UNLIMITED
+
+        @on("NotifyPeriodicEventStream")
+        async def stream(self, message: Any) -> None:
+            await release.wait()
+            seen.append(message.id)
+
+    payload = {"pending": 0, "basetime": NOW, "data": [{"t": 0, "v": "1"}]}
+    async with running(Slow, "2.1") as (session, station):
+        for n in range(40):
+            await station.send([6, f"s{n}", "NotifyPeriodicEventStream", {"id": n, **payload}])
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.sleep(0.05)
+        bound = session.endpoint.max_incoming
+        assert len(seen) <= bound + 1
+        assert session.stats.bad_frames == 40 - len(seen)

@@ -34,6 +34,7 @@ from csms_kit.exceptions import (
 )
 from csms_kit.hooks import Handshake, Hooks, Rejection
 from csms_kit.identity import InvalidIdentity
+from csms_kit.limits import Limits, RateLimit
 from csms_kit.protocol.validation import Quirk, Validation, ValidationPolicy
 from csms_kit.registry import ConnectionRegistry, InMemoryRegistry, RegistryEvent
 from csms_kit.routing import Router, after, on
@@ -61,9 +62,11 @@ __all__ = [
     "InvalidIdentity",
     "InvalidPayload",
     "InvalidResponse",
+    "Limits",
     "OcppError",
     "OcppVersion",
     "Quirk",
+    "RateLimit",
     "RegistryEvent",
     "Rejection",
     "Router",

@@ -24,7 +24,7 @@ import websockets
 
 from csms_kit.routing import on
 from csms_kit.session import StationSession
-from csms_kit.transport import WebSocketTransport
+from csms_kit.transport import WebSocketTransport, redacting_logger
 from csms_kit.versions import OcppVersion
 
 __all__ = ["StationClient", "connect_station"]
@@ -69,6 +69,7 @@ async def connect_station(
     ``compression``). On exit the connection is closed and the session's tasks end.
     """
     version = OcppVersion.parse(version)
+    options.setdefault("logger", redacting_logger("csms_kit.client"))
     websocket = await websockets.connect(
         f"{url.rstrip('/')}/{quote(station_id, safe='')}",
         subprotocols=[websockets.Subprotocol(version.subprotocol)],

@@ -62,7 +62,7 @@ from csms_kit.hooks import (
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
 from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
 from csms_kit.session import StationSession
-from csms_kit.transport import WebSocketTransport
+from csms_kit.transport import WebSocketTransport, redacting_logger
 from csms_kit.versions import OcppVersion
 
 __all__ = ["CLOSE_NO_SUBPROTOCOL", "Compression", "CsmsServer", "SessionFactory", "serve"]
@@ -380,17 +380,6 @@ class CsmsServer:
                 )
 
 
-class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets logs every request header at DEBUG: hide the credentials."""
-
-    _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in self._SECRET_HEADERS:
-            args = (args[0], "[redacted]")
-        super().log(level, msg, *args, **kwargs)
-
-
 def _handshake(connection: ServerConnection, request: Request, station_id: str) -> Handshake:
     headers: Headers = request.headers
     credentials = parse_basic_auth(headers.get("Authorization"))
@@ -496,7 +485,7 @@ def serve(
         "ping_timeout": ping_timeout,
         "close_timeout": close_timeout,
         "server_header": None,
-        "logger": _RedactingLogger(logging.getLogger("csms_kit.websockets"), {}),
+        "logger": redacting_logger("csms_kit.websockets"),
     }
     if reuse_port:
         options["reuse_port"] = True

@@ -563,6 +563,13 @@ class StationSession:
     # -- the station's CALLs ------------------------------------------------------------
 
     def _accept(self, event: IncomingCall | IncomingSend) -> None:
+        if type(event) is IncomingSend and len(self._inbox) >= self.endpoint.max_incoming:
+            # CALLs are bounded by the endpoint; SENDs, never answered, are bounded here.
+            self.stats.bad_frames += 1
+            logger.warning(
+                "station %r: SEND %s dropped: too many queued", self.station_id, event.action
+            )
+            return
         self._inbox.append(event)
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(

@@ -8,6 +8,7 @@ in-memory pair for tests.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol, runtime_checkable
 
 from websockets.asyncio.connection import Connection
@@ -15,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms_kit.exceptions import TransportClosed
 
-__all__ = ["Transport", "WebSocketTransport"]
+__all__ = ["Transport", "WebSocketTransport", "redacting_logger"]
 
 #: Close code for an abnormal closure: no close frame was received.
 ABNORMAL_CLOSURE = 1006
@@ -40,6 +41,22 @@ class Transport(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection with a close frame ``code``/``reason``."""
         ...
+
+
+class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs every handshake header at DEBUG: hide the credentials."""
+
+    _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in self._SECRET_HEADERS:
+            args = (args[0], "[redacted]")
+        super().log(level, msg, *args, **kwargs)
+
+
+def redacting_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """A logger for websockets that never writes credentials from the handshake."""
+    return _RedactingLogger(logging.getLogger(name), {})
 
 
 def _closed(exc: ConnectionClosed) -> TransportClosed:

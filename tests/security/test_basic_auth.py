@@ -625,3 +625,10 @@ def test_failure_throttle_unit() -> None:
             throttle.failed(key)
     assert not throttle.blocked("b")
     assert throttle.blocked("c") and throttle.blocked("d")
+
+
+@pytest.mark.parametrize("profile", [0, 3, "2"])
+def test_basic_auth_serves_only_profiles_1_and_2(profile: Any) -> None:
+    """basic_auth refuses a profile it does not implement, instead of guessing."""
+    with pytest.raises(ValueError):
+        basic_auth(lookup, profile=profile)

@@ -571,3 +571,13 @@ async def test_proxy_certificate_fields_match_direct_tls(
         assert await status_of(server, client_context(certificate=certificate), serial) == 101
     async with start(None, behind_proxy) as server:
         assert await status_of(server, None, serial, proxied(certificate)) == 101
+
+
+def test_certificate_auth_refuses_a_coroutine_identity_of() -> None:
+    """An async identity_of would never be awaited: refused when the hook is built."""
+
+    async def identity_of(certificate: dict[str, Any]) -> str | None:
+        return None
+
+    with pytest.raises(TypeError):
+        certificate_auth(identity_of)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ Python's digit limit are refused by the standard library and reported the same w
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 from typing import Any
 
@@ -33,10 +34,41 @@ def _finite_float(text: str) -> float:
 
 
 _decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+# The C scanner alone skips JSONDecoder.decode's two whitespace regexes: frames
+# rarely have whitespace around them, and those that do take the full path.
+_scan = json.scanner.make_scanner(_decoder)  # type: ignore[arg-type]
 _check_utf8 = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
-#: Serialize compactly; ``allow_nan=False`` keeps our own output valid JSON.
-dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+def _not_serializable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    # json.JSONEncoder.encode builds this C encoder anew on every call; build it once.
+    _encode_chunks = _c_make_encoder(
+        None,
+        _not_serializable,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        False,
+    )
+
+    def dumps(value: Any) -> str:
+        """Serialize compactly; NaN and infinities raise ``ValueError``, cycles recurse."""
+        return "".join(_encode_chunks(value, 0))
+
+else:  # pragma: no cover - interpreters without the C accelerator
+    _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+    def dumps(value: Any) -> str:
+        """Serialize compactly; NaN and infinities raise ``ValueError``."""
+        return _encoder.encode(value)
 
 
 def loads(text: str) -> Any:
@@ -50,7 +82,12 @@ def loads(text: str) -> Any:
 def decode(text: str) -> Any:
     """Like :func:`loads`, but lets lone surrogates through for the caller to judge."""
     try:
-        value = _decoder.decode(text)
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            value = _decoder.decode(text)  # whitespace, or an error to describe
     except InvalidJson:
         raise
     except RecursionError:

@@ -137,6 +137,8 @@ def basic_auth(
     :func:`~csms_kit.security.passwords.hash_authorization_key`, or ``None`` for an
     unknown station. With ``profile=2`` a connection without TLS is refused (403).
     """
+    if profile not in (1, 2):
+        raise ValueError("basic_auth serves security profile 1 or 2 (3 is certificate_auth)")
     throttle = FailureThrottle(max_failures, window, block)
     verified = _VerifiedCache(cache_ttl)
     challenge = (("WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"'),)

@@ -16,6 +16,8 @@ only from the proxy addresses you name.
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import ipaddress
 import logging
 import os
@@ -136,9 +138,16 @@ def certificate_auth(
     from those, and the proxy must have verified the certificate. Reading it needs
     the ``cryptography`` package (``pip install "csms-kit[proxy]"``).
     """
+    if inspect.iscoroutinefunction(identity_of):
+        raise TypeError("identity_of must be a plain function, not a coroutine function")
     proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
     if proxy_header is not None and not proxies:
         raise ValueError("proxy_header needs trusted_proxies: never trust it from anyone")
+    if proxy_header is not None and importlib.util.find_spec("cryptography") is None:
+        raise RuntimeError(
+            "reading client certificates from a proxy header needs the cryptography package: "
+            'pip install "csms-kit[proxy]"'
+        )
 
     def refuse(handshake: Handshake, status: int, why: str) -> Rejection:
         logger.warning(
