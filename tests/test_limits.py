@@ -188,3 +188,27 @@ def test_unlimited_turns_everything_off() -> None:
         {},
         None,
     )
+
+
+async def test_pipelined_calls_past_the_in_progress_bound_are_not_malformed() -> None:
+    """A station pipelining many CALLs gets 'too many in progress' but is not disconnected."""
+    release = asyncio.Event()
+
+    class Slow(Csms):
+        limits = Limits(frames=None, max_bad_frames=3)
+
+        @on("Authorize")
+        async def authorize(self, request: Any) -> Any:
+            await release.wait()
+            return {"idTagInfo": {"status": "Accepted"}}
+
+    async with running(Slow) as (session, station):
+        for n in range(30):
+            await station.send([2, f"a{n}", "Authorize", {"idTag": "T"}])
+        refusals = [await station.recv() for _ in range(30 - session.endpoint.max_incoming)]
+        assert {r[2] for r in refusals} == {"FormationViolation"}
+        assert all("too many CALLs in progress" in r[3] for r in refusals)
+        release.set()
+        answers = [await station.recv() for _ in range(session.endpoint.max_incoming)]
+        assert all(a[0] == 3 for a in answers)
+        assert not session.closed

@@ -5,8 +5,9 @@
 * ``frames``: a token bucket over every frame the station sends;
 * ``per_action``: token buckets over the CALLs of given actions;
 * ``on_exceed``: ``"reject"`` answers a CALL over its limit with a CALLERROR
-  (GenericError, "rate limit exceeded") and drops other frames; ``"close"`` closes
-  the connection with 1008 (policy violation);
+  (GenericError, "rate limit exceeded") and drops a SEND over it; other frames (the
+  station's answers to our CALLs, malformed frames) are still processed as usual.
+  ``"close"`` closes the connection with 1008 (policy violation);
 * ``max_bad_frames``: after this many malformed frames in a row the connection is
   closed with 1002 (protocol error).
 

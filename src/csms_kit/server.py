@@ -164,6 +164,7 @@ class CsmsServer:
         self._server = await websockets_serve(
             self._handle,
             process_request=self._process_request,
+            process_response=self._process_response,
             select_subprotocol=self._select_subprotocol,
             **self._options,
         )
@@ -290,6 +291,17 @@ class CsmsServer:
         self._releases[connection] = weakref.finalize(connection, self._release, address)
         self._handshakes[connection] = handshake
         return None
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> None:
+        if response.status_code != http.HTTPStatus.SWITCHING_PROTOCOLS:
+            # websockets refused a request we had admitted (not an upgrade, a bad
+            # header...): free its slot now, not when the connection is collected.
+            self._handshakes.pop(connection, None)
+            release = self._releases.pop(connection, None)
+            if release is not None:
+                release()
 
     def _release(self, address: str) -> None:
         self._per_address[address] -= 1

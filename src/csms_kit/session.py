@@ -157,24 +157,11 @@ class _PendingCall:
         self.timer: asyncio.TimerHandle | None = None
 
 
-_MALFORMED_CODES = frozenset(
-    {
-        ErrorCode.RPC_FRAMEWORK_ERROR,
-        ErrorCode.FORMAT_VIOLATION,
-        ErrorCode.PROTOCOL_ERROR,
-        ErrorCode.TYPE_CONSTRAINT_VIOLATION,
-        ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
-        ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-        ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED,
-    }
-)
-
-
 def _malformed(event: Any) -> bool:
     """Whether ``event`` reports a frame that broke OCPP-J (not merely one we refuse)."""
     kind = type(event)
     if kind is Reply:
-        return event.code in _MALFORMED_CODES
+        return bool(event.malformed)
     return (kind is Dropped and event.kind == "malformed") or kind is InvalidAnswer
 
 

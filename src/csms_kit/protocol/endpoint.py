@@ -130,12 +130,18 @@ class IncomingResultError:
 
 @dataclass(slots=True)
 class Reply:
-    """The frame broke the rules; send ``text`` (a CALLERROR) back."""
+    """The CALL cannot be handled; send ``text`` (a CALLERROR) back.
+
+    ``malformed`` is true when the frame broke OCPP-J (bad frame, payload against the
+    schema, a reused messageId), false when it was well-formed but refused (unknown
+    or unsupported action, an admission refusal, too many CALLs in progress).
+    """
 
     text: str
     message_id: str
     code: ErrorCode
     reason: str
+    malformed: bool = True
 
 
 @dataclass(slots=True)
@@ -286,10 +292,12 @@ class Endpoint:
         assert type(frame) is frames.CallResultError
         return IncomingResultError(frame.message_id, frame.code, frame.description, frame.details)
 
-    def _reply(self, message_id: str | None, code: ErrorCode, reason: str) -> Reply:
+    def _reply(
+        self, message_id: str | None, code: ErrorCode, reason: str, *, malformed: bool = True
+    ) -> Reply:
         message_id = frames.UNREADABLE_ID if message_id is None else message_id
         text = frames.serialize_error(message_id, code, reason, None, self.version)
-        return Reply(text, message_id, code, reason)
+        return Reply(text, message_id, code, reason, malformed)
 
     def _bad_frame(self, bad: frames.BadFrame) -> Event:
         if bad.answer:
@@ -316,17 +324,24 @@ class Endpoint:
                 message_id,
                 ErrorCode.RPC_FRAMEWORK_ERROR,
                 f"too many CALLs in progress (at most {self.max_incoming})",
+                malformed=False,
             )
         if action not in self._call_actions:
             return self._reply(
                 message_id,
                 ErrorCode.NOT_IMPLEMENTED,
                 f"action is not a CALL action in OCPP {self.version}",
+                malformed=False,
             )
         if self.admit is not None and (refusal := self.admit(action)) is not None:
-            return self._reply(message_id, refusal.code, refusal.description)
+            return self._reply(message_id, refusal.code, refusal.description, malformed=False)
         if action not in self.handled:
-            return self._reply(message_id, ErrorCode.NOT_SUPPORTED, "action is not supported here")
+            return self._reply(
+                message_id,
+                ErrorCode.NOT_SUPPORTED,
+                "action is not supported here",
+                malformed=False,
+            )
         try:
             request = self._decode(action, "request", frame.payload)
         except SchemaViolation as violation:
