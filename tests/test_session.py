@@ -883,3 +883,22 @@ async def test_queued_sends_are_bounded() -> None:
         bound = session.endpoint.max_incoming
         assert len(seen) <= bound + 1
         assert session.stats.bad_frames == 40 - len(seen)
+
+
+async def test_sync_handler_returning_an_awaitable_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sync handler must answer, not return a coroutine: InternalError, nothing left unawaited."""
+
+    async def later() -> Any:
+        return {"currentTime": NOW}
+
+    class Confused(Csms16):
+        @on("Heartbeat")
+        def heartbeat(self, request: Any) -> Any:
+            return later()
+
+    async with running(Confused) as (_, station):
+        answer = await station.call("h", "Heartbeat", {})
+        assert answer[:3] == [4, "h", "InternalError"]
+    assert any("returned an awaitable" in r.getMessage() for r in caplog.records)

@@ -104,6 +104,11 @@ class Handler:
     takes_unique_id: bool = False
     skip_validation: bool = False
 
+    @property
+    def inline(self) -> bool:
+        """Whether the handler may run on the session's reader: sync, and not ocpp-style."""
+        return not self.is_async and not self.ocpp_style
+
     @classmethod
     def for_function(cls, func: Callable[..., Any], *, ocpp_style: bool = False) -> Handler:
         try:

@@ -8,8 +8,10 @@ own station.
 
 Resource handling:
     :meth:`StationSession.run` owns every task the session starts. Incoming CALLs are
-    handled one at a time, in arrival order, by a worker task that exists only while
-    there is work; ``@after`` hooks run in tasks of their own. When the connection
+    handled one at a time, in arrival order: a sync handler runs on the reader itself
+    when nothing is queued (it cannot await, so the reader waits on no handler);
+    otherwise a worker task, which exists only while there is work, takes them in
+    turn. ``@after`` hooks run in tasks of their own. When the connection
     ends, reading stops and every outgoing call waiting for an answer or for its turn
     fails at once with :class:`~csms_kit.exceptions.StationDisconnected` (the station
     went away) or :class:`~csms_kit.exceptions.SessionClosed` (we closed it). CALLs the
@@ -366,7 +368,15 @@ class StationSession:
         """Act on one event from the endpoint."""
         kind = type(event)
         if kind is IncomingCall or kind is IncomingSend:
-            self._accept(event)
+            if self._worker is None and type(self).routes.on[event.action].inline:
+                # Nothing queued and a sync handler: run it here, saving a task per
+                # message. It cannot await, so the reader waits on no handler.
+                if kind is IncomingCall:
+                    await self._handle_call(event)
+                else:
+                    await self._handle_send(event)
+            else:
+                self._accept(event)
         elif kind is IncomingResult or kind is IncomingError or kind is InvalidAnswer:
             await self._settle(event)
         elif kind is Reply:
@@ -582,8 +592,18 @@ class StationSession:
             result = handler.func(self, **self._ocpp_kwargs(handler, payload, message_id))
         else:
             result = handler.func(self, request)
-        if handler.is_async or inspect.isawaitable(result):
-            result = await result
+        if handler.is_async or handler.ocpp_style:
+            if inspect.isawaitable(result):
+                result = await result
+        elif inspect.isawaitable(result):
+            # A sync handler may run on the reader: it must not make it wait.
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()  # no "never awaited" warning for a coroutine we refuse
+            raise UsageError(
+                f"the sync handler {handler.func.__qualname__} returned an awaitable; "
+                "make it an async def"
+            )
         return result
 
     @staticmethod
