@@ -888,7 +888,7 @@ async def test_queued_sends_are_bounded() -> None:
 async def test_sync_handler_returning_an_awaitable_is_refused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A sync handler must answer, not return a coroutine: InternalError, nothing left unawaited."""
+    """A sync handler must answer, not return a coroutine: InternalError, none left unawaited."""
 
     async def later() -> Any:
         return {"currentTime": NOW}
