@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import logging
 import secrets
 from typing import Any
@@ -26,13 +25,9 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201 import datatypes as types201
 
-from csms_kit import CallFailed, InMemoryRegistry, StationSession, on, serve
+from csms_kit import CallFailed, InMemoryRegistry, StationSession, current_time, on, serve
 
 log = logging.getLogger("example")
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 class Csms16(StationSession):
@@ -41,11 +36,13 @@ class Csms16(StationSession):
     @on("BootNotification")
     def boot(self, request: call16.BootNotification) -> result16.BootNotification:
         log.info("%s booted, serial %s", self.station_id, request.charge_point_serial_number)
-        return result16.BootNotification(current_time=now(), interval=300, status="Accepted")
+        return result16.BootNotification(
+            current_time=current_time(), interval=300, status="Accepted"
+        )
 
     @on("Heartbeat")
     def heartbeat(self, request: call16.Heartbeat) -> result16.Heartbeat:
-        return result16.Heartbeat(current_time=now())
+        return result16.Heartbeat(current_time=current_time())
 
     @on("StatusNotification")
     def status(self, request: call16.StatusNotification) -> result16.StatusNotification:
@@ -77,11 +74,13 @@ class Csms2x(StationSession):
     def boot(self, request: call201.BootNotification) -> result201.BootNotification:
         serial = request.charging_station.serial_number
         log.info("%s booted, serial %s", self.station_id, serial)
-        return result201.BootNotification(current_time=now(), interval=300, status="Accepted")
+        return result201.BootNotification(
+            current_time=current_time(), interval=300, status="Accepted"
+        )
 
     @on("Heartbeat")
     def heartbeat(self, request: call201.Heartbeat) -> result201.Heartbeat:
-        return result201.Heartbeat(current_time=now())
+        return result201.Heartbeat(current_time=current_time())
 
     @on("StatusNotification")
     def status(self, request: call201.StatusNotification) -> result201.StatusNotification:

@@ -30,7 +30,9 @@ def steps(site_dir: str) -> list[tuple[str, list[str]]]:
         ("tests", [PY, "-m", "coverage", "run", "-m", "pytest", "-q", "-p", "no:cacheprovider"]),
         ("coverage", [PY, "-m", "coverage", "report"]),
         ("docs", [PY, "-m", "mkdocs", "build", "--strict", "-q", "-d", site_dir]),
-        ("bench smoke", [PY, "bench/protocol_bench.py", "--quick"]),
+        ("bench smoke: protocol", [PY, "bench/protocol_bench.py", "--quick"]),
+        ("bench smoke: servers", [PY, "bench/server_bench.py", "--quick"]),
+        ("bench smoke: memory", [PY, "bench/connection_memory.py", "--quick"]),
     ]
 
 

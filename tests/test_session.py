@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import tracemalloc
+import types
 from typing import Any
 
 import pytest
@@ -891,6 +892,27 @@ async def test_sync_handler_returning_an_awaitable_is_refused(
     """A sync handler must answer, not return a coroutine: InternalError, none left unawaited."""
 
     async def later() -> Any:
+        return {"currentTime": NOW}
+
+    class Confused(Csms16):
+        @on("Heartbeat")
+        def heartbeat(self, request: Any) -> Any:
+            return later()
+
+    async with running(Confused) as (_, station):
+        answer = await station.call("h", "Heartbeat", {})
+        assert answer[:3] == [4, "h", "InternalError"]
+    assert any("returned an awaitable" in r.getMessage() for r in caplog.records)
+
+
+async def test_sync_handler_returning_a_generator_based_coroutine_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Old-style ``@types.coroutine`` generators are awaitable too: refused the same way."""
+
+    @types.coroutine
+    def later() -> Any:
+        yield
         return {"currentTime": NOW}
 
     class Confused(Csms16):

@@ -14,6 +14,7 @@ The sans-I/O core lives in :mod:`csms_kit.protocol`; test helpers in
 """
 
 from csms_kit.client import StationClient, connect_station
+from csms_kit.clock import current_time
 from csms_kit.error_codes import ErrorCode
 from csms_kit.exceptions import (
     CallError,
@@ -86,6 +87,7 @@ __all__ = [
     "__version__",
     "after",
     "connect_station",
+    "current_time",
     "on",
     "serve",
 ]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from csms_kit.exceptions import UsageError
@@ -103,11 +103,12 @@ class Handler:
     takes_response: bool = False
     takes_unique_id: bool = False
     skip_validation: bool = False
+    #: Whether the handler may run on the session's reader: sync, and not ocpp-style.
+    inline: bool = field(init=False)
 
-    @property
-    def inline(self) -> bool:
-        """Whether the handler may run on the session's reader: sync, and not ocpp-style."""
-        return not self.is_async and not self.ocpp_style
+    def __post_init__(self) -> None:
+        # A field, not a property: the session reads it for every message.
+        object.__setattr__(self, "inline", not self.is_async and not self.ocpp_style)
 
     @classmethod
     def for_function(cls, func: Callable[..., Any], *, ocpp_style: bool = False) -> Handler:

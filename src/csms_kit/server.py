@@ -62,7 +62,7 @@ from csms_kit.hooks import (
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
 from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
 from csms_kit.session import StationSession
-from csms_kit.transport import WebSocketTransport, redacting_logger
+from csms_kit.transport import WebSocketTransport, read_in_small_chunks, redacting_logger
 from csms_kit.versions import OcppVersion
 
 __all__ = ["CLOSE_NO_SUBPROTOCOL", "Compression", "CsmsServer", "SessionFactory", "serve"]
@@ -253,6 +253,7 @@ class CsmsServer:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        read_in_small_chunks(connection.transport)
         try:
             station_id = identity_from_path(request.path, self.path_prefix)
         except InvalidIdentity as exc:

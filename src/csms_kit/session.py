@@ -36,6 +36,7 @@ import enum
 import inspect
 import logging
 import time
+import types
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -334,6 +335,7 @@ class StationSession:
         recv = self.transport.recv
         receive = self.endpoint.receive
         stats = self.stats
+        handlers = type(self).routes.on
         while self._ended is None:
             # Idle stations are the common case: do not keep their last message alive.
             data = event = None
@@ -362,17 +364,24 @@ class StationSession:
                 if self._ended is not None:
                     return
                 continue
+            if type(event) is IncomingCall and self._worker is None:
+                handler = handlers[event.action]
+                if handler.inline:
+                    # The common case, without a detour through _dispatch.
+                    await self._handle_call(event, handler)
+                    continue
             await self._dispatch(event)
 
     async def _dispatch(self, event: Any) -> None:
         """Act on one event from the endpoint."""
         kind = type(event)
         if kind is IncomingCall or kind is IncomingSend:
-            if self._worker is None and type(self).routes.on[event.action].inline:
+            handler = type(self).routes.on[event.action]
+            if self._worker is None and handler.inline:
                 # Nothing queued and a sync handler: run it here, saving a task per
                 # message. It cannot await, so the reader waits on no handler.
                 if kind is IncomingCall:
-                    await self._handle_call(event)
+                    await self._handle_call(event, handler)
                 else:
                     await self._handle_send(event)
             else:
@@ -588,14 +597,22 @@ class StationSession:
     async def _invoke(
         self, handler: Handler, request: Any, payload: dict[str, Any], message_id: str
     ) -> Any:
+        if handler.inline:
+            return self._invoke_sync(handler, request)
         if handler.ocpp_style:
             result = handler.func(self, **self._ocpp_kwargs(handler, payload, message_id))
         else:
             result = handler.func(self, request)
-        if handler.is_async or handler.ocpp_style:
-            if inspect.isawaitable(result):
-                result = await result
-        elif inspect.isawaitable(result):
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _invoke_sync(self, handler: Handler, request: Any) -> Any:
+        result = handler.func(self, request)
+        # The type's __await__ first: isawaitable's ABC check is slow for dataclasses.
+        if getattr(type(result), "__await__", None) is not None or (
+            type(result) is types.GeneratorType and inspect.isawaitable(result)
+        ):
             # A sync handler may run on the reader: it must not make it wait.
             close = getattr(result, "close", None)
             if close is not None:
@@ -639,11 +656,15 @@ class StationSession:
                 "station %r: TriggerMessage(BootNotification) failed: %s", self.station_id, exc
             )
 
-    async def _handle_call(self, call: IncomingCall) -> None:
-        handler = type(self).routes.on[call.action]
+    async def _handle_call(self, call: IncomingCall, handler: Handler | None = None) -> None:
+        if handler is None:
+            handler = type(self).routes.on[call.action]
         response: Any = None
         try:
-            response = await self._invoke(handler, call.request, call.payload, call.message_id)
+            if handler.inline:  # no coroutine to create and await
+                response = self._invoke_sync(handler, call.request)
+            else:
+                response = await self._invoke(handler, call.request, call.payload, call.message_id)
             text = self.endpoint.result_for(call, response)
         except asyncio.CancelledError:
             self.endpoint.forget(call)
@@ -661,13 +682,11 @@ class StationSession:
                 await self.registry.set_registration_status(
                     self.station_id, self.registration_status
                 )
-        await self._answer(call, text)
-        if response is not None:
-            self._run_after_hooks(call, call.request, response)
-
-    async def _answer(self, call: IncomingCall, text: str) -> None:
         if self._ended is None:
-            await self._send_quietly(text)
+            try:
+                await self._transmit(text)
+            except TransportClosed as closed:
+                self._lost(closed)
         else:
             logger.debug(
                 "station %r: answer to %s %r dropped: connection ended",
@@ -675,6 +694,8 @@ class StationSession:
                 call.action,
                 call.message_id,
             )
+        if response is not None:
+            self._run_after_hooks(call, call.request, response)
 
     async def _handle_send(self, event: IncomingSend) -> None:
         handler = type(self).routes.on[event.action]

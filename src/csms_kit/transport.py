@@ -16,10 +16,12 @@ from websockets.exceptions import ConnectionClosed
 
 from csms_kit.exceptions import TransportClosed
 
-__all__ = ["Transport", "WebSocketTransport", "redacting_logger"]
+__all__ = ["Transport", "WebSocketTransport", "read_in_small_chunks", "redacting_logger"]
 
 #: Close code for an abnormal closure: no close frame was received.
 ABNORMAL_CLOSURE = 1006
+#: Bytes asked of a plain socket per read; see :func:`read_in_small_chunks`.
+READ_SIZE = 64 * 1024
 
 
 @runtime_checkable
@@ -52,6 +54,20 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in self._SECRET_HEADERS:
             args = (args[0], "[redacted]")
         super().log(level, msg, *args, **kwargs)
+
+
+def read_in_small_chunks(transport: Any) -> None:
+    """Make an asyncio socket transport read at most :data:`READ_SIZE` bytes at a time.
+
+    asyncio's selector transports ``recv(256 KiB)`` and shrink the result. Above
+    glibc's mmap threshold, that buffer can cost an ``mmap``, two page faults and a
+    ``munmap`` per frame, depending on the heap's layout; OCPP frames are small, and
+    a 64 KiB buffer stays on the heap. Transports without the attribute (TLS, uvloop)
+    are left alone.
+    """
+    size = getattr(transport, "max_size", None)
+    if type(size) is int and size > READ_SIZE:
+        transport.max_size = READ_SIZE
 
 
 def redacting_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]

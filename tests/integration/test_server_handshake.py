@@ -31,9 +31,11 @@ from csms_kit import (
     OcppVersion,
     Rejection,
     StationSession,
+    WebSocketTransport,
     on,
     serve,
 )
+from csms_kit.transport import READ_SIZE, read_in_small_chunks
 
 HOST = "127.0.0.1"
 NOW = "2026-11-27T10:00:00Z"
@@ -1000,3 +1002,39 @@ async def test_shared_registry_replaces_across_servers() -> None:
             await eventually(lambda: registry.get("CP-1") is not first)
             assert await heartbeat(new) == [3, "hb-1", {"currentTime": NOW}]
             assert registry.get("CP-1") in b.sessions
+
+
+class Echo(Csms):
+    """Answers a DataTransfer with the length of its data."""
+
+    @on("DataTransfer")
+    def data_transfer(self, request: Any) -> dict[str, Any]:
+        return {"status": "Accepted", "data": str(len(request.data))}
+
+
+async def test_frames_larger_than_one_socket_read_arrive_whole() -> None:
+    """The server reads plain sockets in small chunks; a large frame still arrives whole."""
+    data = "x" * (3 * READ_SIZE + 17)
+    async with (
+        start(Echo, max_message_size=4 * READ_SIZE) as server,
+        station(server, compression=None) as ws,
+    ):
+        assert await heartbeat(ws) == [3, "hb-1", {"currentTime": NOW}]
+        (session,) = server.sessions
+        assert isinstance(session.transport, WebSocketTransport)
+        assert session.transport.connection.transport.max_size == READ_SIZE
+        request = {"vendorId": "v", "data": data}
+        await ws.send(json.dumps([2, "big", "DataTransfer", request]))
+        answer = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert answer == [3, "big", {"status": "Accepted", "data": str(len(data))}]
+
+
+def test_read_size_is_left_alone_where_it_is_already_small_or_absent() -> None:
+    class Small:
+        max_size = 4096
+
+    small, bare = Small(), object()
+    read_in_small_chunks(small)
+    read_in_small_chunks(bare)
+    assert small.max_size == 4096
+    assert not hasattr(bare, "max_size")

@@ -7,11 +7,11 @@ connects and disconnects, and keeps counts for the demo's progress line. It is w
 
 from __future__ import annotations
 
-import datetime
 import logging
 import secrets
 from typing import Any
 
+from csms_kit.clock import current_time
 from csms_kit.routing import on
 from csms_kit.session import StationSession
 from csms_kit.versions import OcppVersion
@@ -20,11 +20,6 @@ __all__ = ["DemoCsms"]
 
 logger = logging.getLogger("csms_kit.demo")
 HEARTBEAT_INTERVAL = 60
-
-
-def now() -> str:
-    """The current UTC time in the ISO 8601 form OCPP expects."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 class DemoCsms(StationSession):
@@ -44,7 +39,11 @@ class DemoCsms(StationSession):
     def boot(self, request: Any) -> dict[str, Any]:
         info = self.boot_info_of(request)
         logger.info("station %r booted: %s %s, serial %s", self.station_id, *info)
-        return {"currentTime": now(), "interval": HEARTBEAT_INTERVAL, "status": "Accepted"}
+        return {
+            "currentTime": current_time(),
+            "interval": HEARTBEAT_INTERVAL,
+            "status": "Accepted",
+        }
 
     def boot_info_of(self, request: Any) -> tuple[Any, Any, Any]:
         if self.is_16:
@@ -55,7 +54,7 @@ class DemoCsms(StationSession):
 
     @on("Heartbeat")
     def heartbeat(self, request: Any) -> dict[str, Any]:
-        return {"currentTime": now()}
+        return {"currentTime": current_time()}
 
     @on("Authorize")
     def authorize(self, request: Any) -> dict[str, Any]:

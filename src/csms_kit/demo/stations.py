@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from csms_kit.client import connect_station
-from csms_kit.demo.csms import now
+from csms_kit.clock import current_time
 from csms_kit.session import StationSession
 from csms_kit.versions import OcppVersion
 
@@ -49,7 +49,7 @@ def _messages_2x(station_id: str, tag: str) -> dict[str, Any]:
             },
         },
         "status": {
-            "timestamp": now(),
+            "timestamp": current_time(),
             "connectorStatus": "Available",
             "evseId": 1,
             "connectorId": 1,
@@ -60,11 +60,11 @@ def _messages_2x(station_id: str, tag: str) -> dict[str, Any]:
 
 async def _charge_16(station: StationSession, tag: str, energy: int) -> None:
     started = await station.call(
-        {"connectorId": 1, "idTag": tag, "meterStart": energy, "timestamp": now()},
+        {"connectorId": 1, "idTag": tag, "meterStart": energy, "timestamp": current_time()},
         action="StartTransaction",
     )
     sample = {
-        "timestamp": now(),
+        "timestamp": current_time(),
         "sampledValue": [
             {
                 "value": str(energy + 500),
@@ -80,7 +80,7 @@ async def _charge_16(station: StationSession, tag: str, energy: int) -> None:
         action="MeterValues",
     )
     await station.call(
-        {"meterStop": energy + 1000, "timestamp": now(), "transactionId": transaction_id},
+        {"meterStop": energy + 1000, "timestamp": current_time(), "transactionId": transaction_id},
         action="StopTransaction",
     )
 
@@ -92,12 +92,12 @@ async def _charge_2x(station: StationSession, tag: str, energy: int) -> None:
     ):
         message: dict[str, Any] = {
             "eventType": event,
-            "timestamp": now(),
+            "timestamp": current_time(),
             "triggerReason": trigger,
             "seqNo": seq,
             "transactionInfo": transaction,
             "meterValue": [
-                {"timestamp": now(), "sampledValue": [{"value": energy + 500.0 * seq}]}
+                {"timestamp": current_time(), "sampledValue": [{"value": energy + 500.0 * seq}]}
             ],
         }
         if event == "Started":

@@ -145,13 +145,17 @@ class BadFrame(ValueError):
         self.answer = message_type in (None, MessageType.CALL) if answer is None else answer
 
 
-def _readable_id(frame: list[Any]) -> str | None:
+# Plain ints: comparing with an enum member costs an attribute lookup on the enum.
+_CALL, _CALLRESULT, _CALLERROR, _SEND = 2, 3, 4, 6
+
+
+def _readable_id(frame: list[Any], suspicious: bool) -> str | None:
     if len(frame) < 2:
         return None
     message_id = frame[1]
     if type(message_id) is not str or len(message_id) > MAX_MESSAGE_ID_LENGTH:
         return None
-    if jsontext.might_hold_surrogates(message_id) and jsontext.has_lone_surrogate(message_id):
+    if suspicious and jsontext.has_lone_surrogate(message_id):
         return None
     return message_id
 
@@ -169,7 +173,9 @@ def parse(text: str, version: OcppVersion) -> Frame:
     if type(frame) is not list or not frame:
         raise BadFrame("frame is not a non-empty JSON array", ErrorCode.RPC_FRAMEWORK_ERROR)
 
-    message_id = _readable_id(frame)
+    # Only text that is not ASCII or holds a \\uD escape can hold a lone surrogate.
+    suspicious = jsontext.might_hold_surrogates(text)
+    message_id = _readable_id(frame, suspicious)
     message_type = frame[0]
     if type(message_type) is not int:
         raise BadFrame(
@@ -198,7 +204,7 @@ def parse(text: str, version: OcppVersion) -> Frame:
             message_id,
             message_type,
         )
-    if jsontext.might_hold_surrogates(text) and jsontext.has_lone_surrogate(frame):
+    if suspicious and jsontext.has_lone_surrogate(frame):
         raise BadFrame(
             "a string holds a lone UTF-16 surrogate",
             ErrorCode.FORMAT_VIOLATION,
@@ -206,7 +212,7 @@ def parse(text: str, version: OcppVersion) -> Frame:
             message_type,
         )
 
-    if message_type in (MessageType.CALL, MessageType.SEND):
+    if message_type in (_CALL, _SEND):
         _, _, action, payload = frame
         if type(action) is not str:
             raise BadFrame(
@@ -219,11 +225,11 @@ def parse(text: str, version: OcppVersion) -> Frame:
                 message_id,
                 message_type,
             )
-        if message_type == MessageType.CALL:
+        if message_type == _CALL:
             return Call(message_id, action, payload)
         return Send(message_id, action, payload)
 
-    if message_type == MessageType.CALLRESULT:
+    if message_type == _CALLRESULT:
         payload = frame[2]
         if type(payload) is not dict:
             raise BadFrame(
@@ -242,7 +248,7 @@ def parse(text: str, version: OcppVersion) -> Frame:
             message_id,
             message_type,
         )
-    if message_type == MessageType.CALLERROR:
+    if message_type == _CALLERROR:
         return CallError(message_id, code, description, details)
     return CallResultError(message_id, code, description, details)
 
