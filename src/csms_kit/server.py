@@ -278,18 +278,17 @@ class CsmsServer:
             return connection.respond(http.HTTPStatus.CONFLICT, "station already connected\n")
         if self._full():  # again: other handshakes may have been admitted while we awaited
             return self._refuse_full(connection, station_id)
-        address = host_of(connection.remote_address)
-        if (
-            self.max_connections_per_address is not None
-            and self._per_address[address] >= self.max_connections_per_address
-        ):
-            logger.warning("refusing %r: too many connections from %s", station_id, address)
-            return connection.respond(
-                http.HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
-            )
-        self._per_address[address] += 1
-        # Released when the connection ends, or is collected if its handshake fails.
-        self._releases[connection] = weakref.finalize(connection, self._release, address)
+        if self.max_connections_per_address is not None:
+            # Counted only under a limit: the bookkeeping costs objects per connection.
+            address = host_of(connection.remote_address)
+            if self._per_address[address] >= self.max_connections_per_address:
+                logger.warning("refusing %r: too many connections from %s", station_id, address)
+                return connection.respond(
+                    http.HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
+                )
+            self._per_address[address] += 1
+            # Released when the connection ends, or is collected if its handshake fails.
+            self._releases[connection] = weakref.finalize(connection, self._release, address)
         self._handshakes[connection] = handshake
         return None
 
@@ -338,11 +337,12 @@ class CsmsServer:
 
     async def _handle(self, connection: ServerConnection) -> None:
         handshake = self._handshakes.pop(connection)
-        release = self._releases.pop(connection)
+        release = self._releases.pop(connection, None)
         try:
             await self._run(connection, handshake)
         finally:
-            release()
+            if release is not None:
+                release()
 
     async def _run(self, connection: ServerConnection, handshake: Handshake) -> None:
         station_id = handshake.station_id

@@ -332,15 +332,15 @@ class StationSession:
         await self._drain()
 
     async def _read(self) -> None:
-        recv = self.transport.recv
-        receive = self.endpoint.receive
+        # No bound methods in locals: they would stay alive, and tracked by the garbage
+        # collector, for as long as the station stays connected.
         stats = self.stats
         handlers = type(self).routes.on
         while self._ended is None:
             # Idle stations are the common case: do not keep their last message alive.
             data = event = None
             try:
-                data = await recv()
+                data = await self.transport.recv()
             except TransportClosed as closed:
                 self._lost(closed)
                 return
@@ -359,7 +359,7 @@ class StationSession:
                 logger.warning("station %r sent a binary frame; closing", self.station_id)
                 await self.close(CLOSE_UNSUPPORTED_DATA, "OCPP-J uses text frames only")
                 return
-            event = receive(data)
+            event = self.endpoint.receive(data)
             if self._policed and not await self._police(event):
                 if self._ended is not None:
                     return
