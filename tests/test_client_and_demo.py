@@ -37,6 +37,7 @@ from csms_kit.demo.csms import DemoCsms
 from csms_kit.demo.run import demo
 from csms_kit.protocol.schemas import call_actions, compile_validator, pristine_schema
 from csms_kit.testing import memory_transport_pair
+from csms_kit.transport import READ_SIZE
 
 NOW = "2026-11-27T10:00:00+00:00"
 VERSIONS = list(OcppVersion)
@@ -207,6 +208,7 @@ async def test_connect_station_boots_against_a_csms_kit_server(version: OcppVers
             assert isinstance(station, StationClient)
             assert station.version is version
             assert station.transport.connection.subprotocol == version.subprotocol
+            assert station.transport.connection.transport.max_size == READ_SIZE
             boot = await station.call(BOOT[version], action="BootNotification")
             assert boot.status == "Accepted" and boot.interval == 60
             assert (await station.call({}, action="Heartbeat")).current_time

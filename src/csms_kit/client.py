@@ -24,7 +24,7 @@ import websockets
 
 from csms_kit.routing import on
 from csms_kit.session import StationSession
-from csms_kit.transport import WebSocketTransport, redacting_logger
+from csms_kit.transport import WebSocketTransport, read_in_small_chunks, redacting_logger
 from csms_kit.versions import OcppVersion
 
 __all__ = ["StationClient", "connect_station"]
@@ -75,6 +75,7 @@ async def connect_station(
         subprotocols=[websockets.Subprotocol(version.subprotocol)],
         **options,
     )
+    read_in_small_chunks(websocket.transport)
     session = session_class(station_id, WebSocketTransport(websocket), version)
     task = asyncio.create_task(session.run(), name=f"csms_kit station {station_id}")
     try:
