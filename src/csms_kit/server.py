@@ -60,6 +60,7 @@ from csms_kit.hooks import (
     parse_basic_auth,
 )
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
+from csms_kit.keepalive import Keepalive
 from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
 from csms_kit.session import StationSession
 from csms_kit.transport import WebSocketTransport, read_in_small_chunks, redacting_logger
@@ -133,6 +134,7 @@ class CsmsServer:
         path_prefix: str,
         max_connections: int | None,
         max_connections_per_address: int | None = None,
+        keepalive: Keepalive | None = None,
         websockets_options: dict[str, Any],
     ) -> None:
         self.factories = dict(factories)
@@ -142,6 +144,7 @@ class CsmsServer:
         self.path_prefix = normalize_prefix(path_prefix)
         self.max_connections = max_connections
         self._options = websockets_options
+        self._keepalive = keepalive
         self._server: Server | None = None
         self._sessions: set[StationSession] = set()
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Handshake] = (
@@ -215,6 +218,8 @@ class CsmsServer:
             done.update(pending)  # a handshake may have completed meanwhile: loop
             await asyncio.gather(*(s.shutdown(code, reason, grace) for s in pending))
         await self._server.wait_closed()
+        if self._keepalive is not None:
+            await self._keepalive.stop()
         await self.registry.aclose()
         logger.info("csms_kit server closed")
 
@@ -338,9 +343,13 @@ class CsmsServer:
     async def _handle(self, connection: ServerConnection) -> None:
         handshake = self._handshakes.pop(connection)
         release = self._releases.pop(connection, None)
+        if self._keepalive is not None:
+            self._keepalive.add(connection)
         try:
             await self._run(connection, handshake)
         finally:
+            if self._keepalive is not None:
+                self._keepalive.discard(connection)
             if release is not None:
                 release()
 
@@ -464,7 +473,8 @@ def serve(
     (HTTP 429 past it; off by default, since many stations may share one address
     behind a NAT or a cellular carrier), ``max_message_size`` in bytes
     (a bigger frame closes the connection with 1009), ``open_timeout`` for the
-    handshake, ``ping_interval``/``ping_timeout`` to detect dead stations,
+    handshake, ``ping_interval``/``ping_timeout`` to detect dead stations (one task
+    pings every connection; no pong within ``ping_timeout`` closes with 1011),
     ``close_timeout`` for the closing handshake. ``compression``: ``"frugal"``
     (permessage-deflate without context takeover: no memory held between messages),
     ``"deflate"`` (context takeover: better ratio, more memory per connection),
@@ -494,8 +504,8 @@ def serve(
         "compression": None,  # the extension list above says it all
         "max_size": max_message_size,
         "open_timeout": open_timeout,
-        "ping_interval": ping_interval,
-        "ping_timeout": ping_timeout,
+        # One Keepalive pings every connection; websockets' task per connection stays off.
+        "ping_interval": None,
         "close_timeout": close_timeout,
         "server_header": None,
         "logger": redacting_logger("csms_kit.websockets"),
@@ -510,5 +520,6 @@ def serve(
         path_prefix=path_prefix,
         max_connections=max_connections,
         max_connections_per_address=max_connections_per_address,
+        keepalive=None if ping_interval is None else Keepalive(ping_interval, ping_timeout),
         websockets_options=options,
     )
