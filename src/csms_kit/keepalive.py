@@ -36,8 +36,10 @@ class Keepalive:
 
     A connection whose pong has not arrived ``timeout`` seconds after a ping is closed
     with 1011 "keepalive ping timeout" (``timeout=None``: never). A connection whose
-    writes are paused (the station is not reading) is not pinged until it drains, and
-    a connection still waiting for a pong is not pinged again.
+    writes are paused (the station is not reading) is not pinged, since the ping would
+    wait rather than probe; if it is still paused at its next turn, an interval later,
+    it is closed the same way (unless ``timeout`` is ``None``). A connection still
+    waiting for a pong is not pinged again.
     """
 
     def __init__(self, interval: float, timeout: float | None) -> None:
@@ -55,6 +57,8 @@ class Keepalive:
         self._current = 0
         # A slot's pings are checked this many ticks after they were sent.
         self._check_after = 0 if timeout is None else math.ceil(timeout / self.tick - 1e-9)
+        # Connections found not reading at their last turn.
+        self._stalled: set[Connection] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -77,6 +81,7 @@ class Keepalive:
         slot = self._slot_of.pop(connection, None)
         if slot is not None:
             self._slots[slot].discard(connection)
+        self._stalled.discard(connection)
 
     async def stop(self) -> None:
         """Stop pinging; wait for the closes of timed-out connections already under way."""
@@ -105,13 +110,19 @@ class Keepalive:
             if now - next_tick > self.interval:
                 next_tick = now  # the loop was stalled: do not catch up in a burst
 
-    @staticmethod
-    async def _ping(connection: Connection) -> None:
+    async def _ping(self, connection: Connection) -> None:
         if connection.pending_pings:
             return  # the previous ping is still within its timeout
-        if connection.state is not State.OPEN or getattr(connection, "paused", False):
-            # Closing, or the station is not reading: a ping would wait, not probe.
+        if connection.state is not State.OPEN:
+            return  # closing already
+        if getattr(connection, "paused", False):
+            # The station is not reading: a ping would wait, not probe.
+            if connection not in self._stalled:
+                self._stalled.add(connection)
+            elif self.timeout is not None:
+                self._close(connection, "not reading for a whole ping interval")
             return
+        self._stalled.discard(connection)
         # websockets keeps the ping, with the time it was sent, in pending_pings until
         # its pong arrives: nothing to hold on our side.
         with contextlib.suppress(ConnectionClosed, ConcurrencyError):
@@ -127,10 +138,13 @@ class Keepalive:
             if any(sent < oldest_allowed for _, sent in connection.pending_pings.values())
         ]
         for connection in late:
-            self.discard(connection)
-            logger.info("closing %s: no pong within %g s", connection.remote_address, self.timeout)
-            task = asyncio.get_running_loop().create_task(
-                connection.close(CLOSE_PING_TIMEOUT, "keepalive ping timeout")
-            )
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._close(connection, f"no pong within {self.timeout:g} s")
+
+    def _close(self, connection: Connection, why: str) -> None:
+        self.discard(connection)
+        logger.info("closing %s: %s", connection.remote_address, why)
+        task = asyncio.get_running_loop().create_task(
+            connection.close(CLOSE_PING_TIMEOUT, "keepalive ping timeout")
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)

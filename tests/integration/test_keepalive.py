@@ -119,6 +119,10 @@ class FakeConnection:
         self.pings = 0
         self.pending_pings: dict[bytes, tuple[Any, float]] = {}
         self.remote_address = ("127.0.0.1", 1)
+        self.closed: tuple[int, str] | None = None
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
 
     async def ping(self) -> Any:
         self.pings += 1
@@ -146,3 +150,21 @@ async def test_connections_not_reading_or_closing_are_not_pinged() -> None:
             keepalive.discard(connection)  # type: ignore[arg-type]
         await keepalive.stop()
     assert len(keepalive) == 0
+
+
+async def test_a_connection_not_reading_for_a_whole_interval_is_closed() -> None:
+    keepalive = Keepalive(0.05, 1.0)
+    deaf, slow = FakeConnection(paused=True), FakeConnection(paused=True)
+    for connection in (deaf, slow):
+        keepalive.add(connection)  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.07)  # one turn each: both found not reading
+        slow.paused = False  # drains before its next turn
+        await eventually(lambda: deaf.closed is not None)
+        assert deaf.closed == (1011, "keepalive ping timeout")
+        await eventually(lambda: slow.pings == 1)
+        assert slow.closed is None
+        assert len(keepalive) == 1  # the closed one is no longer pinged
+    finally:
+        keepalive.discard(slow)  # type: ignore[arg-type]
+        await keepalive.stop()

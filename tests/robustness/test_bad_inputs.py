@@ -818,6 +818,51 @@ async def test_station_vanishing_while_its_call_is_handled(csms: CsmsServer, gua
     await guard.check()
 
 
+async def test_station_that_never_reads_is_closed_by_the_keepalive() -> None:
+    """With pings on, a station whose answers pile up unread is closed with 1011."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    listener.bind((HOST, 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    client.setblocking(False)
+    try:
+        async with (
+            serve(
+                RobustCsms, sock=listener, ping_interval=0.3, ping_timeout=5, close_timeout=0.5
+            ) as server,
+            guarding(server) as guard,
+        ):
+            await asyncio.get_running_loop().sock_connect(client, (HOST, server.port))
+            station_id = fresh_id("DEAF")
+            async with connect(
+                f"{url_of(server)}/{station_id}",
+                sock=client,
+                subprotocols=[Subprotocol("ocpp1.6")],
+                ping_interval=None,
+                close_timeout=0.5,
+            ) as ws:
+                station = Peer(ws, station_id, "1.6")
+                await station.boot()
+                session = session_of(server, station_id)
+                ws.transport.pause_reading()
+                frame = '[2,"%d","NoSuchAction",{}]'
+                with contextlib.suppress(TimeoutError, ConnectionClosed):
+                    for sent in range(100_000):
+                        await asyncio.wait_for(ws.send(frame % sent), 0.5)
+                # Far sooner than ping_timeout: not reading for a whole interval is enough.
+                await eventually(lambda: session.closed)
+                assert (session.close_code, session.close_reason) == (
+                    1011,
+                    "keepalive ping timeout",
+                )
+                ws.transport.abort()
+            await guard.check()
+    finally:
+        client.close()
+        listener.close()
+
+
 async def test_station_that_stops_answering_pings_is_closed() -> None:
     """A station that stops answering pings is closed by the server; the canary is not."""
     async with (
