@@ -6,7 +6,9 @@ OCPP 1.6, odd-numbered ones 2.0.1. Frames are written by hand (``json.dumps`` of
 ``[2, id, action, payload]``) so that every server receives exactly the same bytes,
 and each round trip is timed from just before ``send`` to just after ``recv``
 (``time.perf_counter``). An answer that is not the CALLRESULT of the CALL just sent
-counts as an error; the parent fails the run on any error.
+counts as an error; the parent fails the run on any error. The generator's garbage
+collector is frozen after connecting and off during each window, so that its own
+pauses are not counted as any server's latency.
 
 Commands, one line each on stdin, answered with one JSON line on stdout:
 
@@ -357,6 +359,10 @@ class Load:
         self.round_trips = 0
         self.window_start = time.perf_counter()
         self.cpu_start = cpu_seconds()["cpu"]
+        # The generator's own collections would count as server latency, and hit every
+        # server alike: no collector during a window (it lasts seconds; memory is ample).
+        gc.collect()
+        gc.disable()
         self.gc_watch.take()
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -407,6 +413,7 @@ class Load:
             for task in pending:
                 task.cancel()
         self.tasks = []
+        gc.enable()
         return {
             "mode": self.mode,
             "round_trips": self.round_trips,
