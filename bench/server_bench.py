@@ -1037,7 +1037,28 @@ def plot(runs: Sequence[dict[str, Any]], path: str) -> None:
         (f"RSS MiB, {stations:,} idle stations", "linear", ["none", "frugal", "deflate"], memory)
     )
     panels.append(("connections accepted / s (storm)", "linear", ["storm"], storm))
-    figure, axes = plt.subplots(1, len(panels), figsize=(14, 4.6))
+
+    reference = next(
+        (
+            r["scenarios"]["idle10k"]["reference_stations"]
+            for r in runs
+            if "idle10k" in r["scenarios"]
+        ),
+        0,
+    )
+    sizes = [f"{reference:,} stations", f"{stations:,} stations"]
+
+    def idle_p99(run: dict[str, Any], group: str, kind: str) -> float | None:
+        scenario = run["scenarios"].get("idle10k")
+        if scenario is None:
+            return None
+        server = scenario["servers"][kind]
+        window = server["reference"] if group == sizes[0] else server
+        return float(window["latency"]["p99"])
+
+    if stations:
+        panels.append(("p99 heartbeat latency ms, idle stations", "log", sizes, idle_p99))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.7 * len(panels), 4.6))
     width = 0.26
     for axis, (title, scale, groups, value) in zip(axes, panels, strict=True):
         for k, kind in enumerate(KINDS):
