@@ -97,7 +97,7 @@ class Keepalive:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         count = len(self._slots)
-        while True:
+        while self._slot_of:  # nothing to ping: the task ends, add() starts another
             next_tick += self.tick
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
             now = loop.time()
@@ -109,10 +109,9 @@ class Keepalive:
             self._current = (self._current + 1) % count
             if now - next_tick > self.interval:
                 next_tick = now  # the loop was stalled: do not catch up in a burst
+        self._task = None
 
     async def _ping(self, connection: Connection) -> None:
-        if connection.pending_pings:
-            return  # the previous ping is still within its timeout
         if connection.state is not State.OPEN:
             return  # closing already
         if getattr(connection, "paused", False):
@@ -123,6 +122,8 @@ class Keepalive:
                 self._close(connection, "not reading for a whole ping interval")
             return
         self._stalled.discard(connection)
+        if connection.pending_pings:
+            return  # the previous ping is still within its timeout
         # websockets keeps the ping, with the time it was sent, in pending_pings until
         # its pong arrives: nothing to hold on our side.
         with contextlib.suppress(ConnectionClosed, ConcurrencyError):
@@ -143,8 +144,21 @@ class Keepalive:
     def _close(self, connection: Connection, why: str) -> None:
         self.discard(connection)
         logger.info("closing %s: %s", connection.remote_address, why)
-        task = asyncio.get_running_loop().create_task(
-            connection.close(CLOSE_PING_TIMEOUT, "keepalive ping timeout")
-        )
+        task = asyncio.get_running_loop().create_task(_close_or_abort(connection))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+async def _close_or_abort(connection: Connection) -> None:
+    """Close with 1011; drop the TCP connection if that takes longer than close_timeout.
+
+    ``close()`` first waits until its close frame can be written, which a station that
+    reads nothing never allows.
+    """
+    timeout = connection.close_timeout if connection.close_timeout is not None else 10.0
+    try:
+        await asyncio.wait_for(
+            connection.close(CLOSE_PING_TIMEOUT, "keepalive ping timeout"), timeout
+        )
+    except asyncio.TimeoutError:
+        connection.transport.abort()

@@ -120,6 +120,7 @@ class FakeConnection:
         self.pending_pings: dict[bytes, tuple[Any, float]] = {}
         self.remote_address = ("127.0.0.1", 1)
         self.closed: tuple[int, str] | None = None
+        self.close_timeout = 1.0
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
@@ -167,4 +168,21 @@ async def test_a_connection_not_reading_for_a_whole_interval_is_closed() -> None
         assert len(keepalive) == 1  # the closed one is no longer pinged
     finally:
         keepalive.discard(slow)  # type: ignore[arg-type]
+        await keepalive.stop()
+
+
+async def test_the_task_runs_only_while_there_are_connections() -> None:
+    keepalive = Keepalive(0.05, 1.0)
+    first, second = FakeConnection(), FakeConnection()
+    keepalive.add(first)  # type: ignore[arg-type]
+    task = keepalive._task
+    assert task is not None
+    keepalive.discard(first)  # type: ignore[arg-type]
+    await eventually(task.done)
+    assert keepalive._task is None
+    keepalive.add(second)  # type: ignore[arg-type]
+    try:
+        await eventually(lambda: second.pings == 1)  # a new task pings again
+    finally:
+        keepalive.discard(second)  # type: ignore[arg-type]
         await keepalive.stop()

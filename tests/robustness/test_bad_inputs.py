@@ -720,18 +720,25 @@ async def test_flood_of_unsolicited_callresults_keeps_memory_flat() -> None:
         await guard.check()
 
 
+def small_buffer_sockets() -> tuple[socket.socket, socket.socket]:
+    """A bound listener and a client socket, both with 8 KiB socket buffers.
+
+    Accepted sockets inherit the listener's buffers, so backpressure builds up in a
+    fraction of a second rather than after megabytes.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    for sock in (listener, client):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    listener.bind((HOST, 0))
+    client.setblocking(False)
+    return listener, client
+
+
 async def test_station_that_never_reads_is_held_back() -> None:
     """CALLs from a station that never reads its answers: the server stops reading it."""
-    # Small socket buffers on both ends (accepted sockets inherit the listener's), so
-    # that backpressure builds up in a fraction of a second rather than after megabytes.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
-    listener.bind((HOST, 0))
-    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
-    client.setblocking(False)
+    listener, client = small_buffer_sockets()
     try:
         async with (
             serve(RobustCsms, sock=listener, ping_interval=None, close_timeout=1) as server,
@@ -820,16 +827,11 @@ async def test_station_vanishing_while_its_call_is_handled(csms: CsmsServer, gua
 
 async def test_station_that_never_reads_is_closed_by_the_keepalive() -> None:
     """With pings on, a station whose answers pile up unread is closed with 1011."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
-    listener.bind((HOST, 0))
-    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
-    client.setblocking(False)
+    listener, client = small_buffer_sockets()
     try:
         async with (
             serve(
-                RobustCsms, sock=listener, ping_interval=0.3, ping_timeout=5, close_timeout=0.5
+                RobustCsms, sock=listener, ping_interval=0.3, ping_timeout=30, close_timeout=0.5
             ) as server,
             guarding(server) as guard,
         ):
@@ -847,9 +849,12 @@ async def test_station_that_never_reads_is_closed_by_the_keepalive() -> None:
                 session = session_of(server, station_id)
                 ws.transport.pause_reading()
                 frame = '[2,"%d","NoSuchAction",{}]'
+                deadline = time.monotonic() + 10
+                sent = 0
                 with contextlib.suppress(TimeoutError, ConnectionClosed):
-                    for sent in range(100_000):
+                    while not session.closed and time.monotonic() < deadline:
                         await asyncio.wait_for(ws.send(frame % sent), 0.5)
+                        sent += 1
                 # Far sooner than ping_timeout: not reading for a whole interval is enough.
                 await eventually(lambda: session.closed)
                 assert (session.close_code, session.close_reason) == (
