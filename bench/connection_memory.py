@@ -510,11 +510,12 @@ class Child:
         self.stderr = stderr
 
     @classmethod
-    async def start(cls, name: str, args: Sequence[str]) -> Child:
+    async def start(cls, name: str, args: Sequence[str], script: str = SCRIPT) -> Child:
+        """Run ``script`` (this one by default) with ``args`` in a new Python process."""
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            SCRIPT,
+            script,
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -54,20 +54,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import IO, Any
+from typing import Any
 
 from _bench_servers import KINDS
+from connection_memory import BenchError, Child
 
 SCRIPT = os.path.abspath(__file__)
 SCENARIOS = ("heartbeat", "mixed", "idle10k", "compression", "storm")
@@ -84,10 +83,6 @@ TARGET_RSS_PLAIN_MIB = 300
 TARGET_RSS_COMPRESSED_MIB = 600
 TARGET_STORM = 0.75
 BASELINE_HEARTBEAT_EXPECTED = 4.6
-
-
-class BenchError(RuntimeError):
-    """A child failed, or a check did: the run is broken (exit status 1)."""
 
 
 def log(message: str) -> None:
@@ -190,75 +185,6 @@ class Settings:
 # -- child processes -----------------------------------------------------------------------
 
 
-class Child:
-    """A child process speaking one JSON line per message on its stdin/stdout."""
-
-    def __init__(self, name: str, process: asyncio.subprocess.Process, stderr: IO[bytes]) -> None:
-        self.name = name
-        self.process = process
-        self.stderr = stderr
-
-    @classmethod
-    async def start(cls, name: str, args: Sequence[str]) -> Child:
-        stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            SCRIPT,
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-        )
-        return cls(name, process, stderr)
-
-    def stderr_tail(self, limit: int = 3000) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")[-limit:]
-
-    async def send(self, command: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(command.encode() + b"\n")
-        await self.process.stdin.drain()
-
-    async def read(self, timeout: float) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-        except asyncio.TimeoutError:
-            raise BenchError(f"{self.name}: no answer within {timeout:g} s") from None
-        if not line:
-            await asyncio.sleep(0.2)
-            raise BenchError(
-                f"{self.name} exited (code {self.process.returncode}):\n{self.stderr_tail()}"
-            )
-        message: dict[str, Any] = json.loads(line)
-        if "error" in message:
-            raise BenchError(f"{self.name}: {message['error']}\n{self.stderr_tail()}")
-        return message
-
-    async def ask(self, command: str, timeout: float = 30) -> dict[str, Any]:
-        await self.send(command)
-        return await self.read(timeout)
-
-    async def stop(self, timeout: float = 10) -> None:
-        """Ask the child to quit; kill it if it has not exited within ``timeout``."""
-        process = self.process
-        if process.returncode is None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ask("quit", timeout), timeout)
-        if process.returncode is None:
-            try:
-                if process.stdin is not None:
-                    process.stdin.close()  # a child exits when its stdin ends
-                await asyncio.wait_for(process.wait(), timeout)
-            except (asyncio.TimeoutError, OSError):
-                pass
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        self.stderr.close()
-
-
 class Rig:
     """One server under test and the load generator that drives it."""
 
@@ -288,6 +214,7 @@ class Rig:
                 *("--compression", self.server_setting, *deadline),
                 *("--recv-buffer", str(self.settings.recv_buffer)),
             ],
+            SCRIPT,
         )
         started = await self.server.read(60)
         self.server_pid = started["pid"]
@@ -297,6 +224,7 @@ class Rig:
                 *("--role", "load", "--port", str(started["port"])),
                 *("--compression", self.compression, *deadline),
             ],
+            SCRIPT,
         )
         await self.load.read(60)
         log(f"{self.name}: server pid {self.server_pid}, port {started['port']}")
@@ -305,7 +233,7 @@ class Rig:
     async def stop(self) -> None:
         for child in (self.load, self.server):  # the load first: the server then sits idle
             if child is not None:
-                await child.stop()
+                await child.stop("quit")
 
     async def _server(self, command: str, timeout: float = 60) -> dict[str, Any]:
         assert self.server is not None
