@@ -776,10 +776,9 @@ def idle_table(scenario: dict[str, Any]) -> str:
     return table(header, rows)
 
 
-def compression_table(scenario: dict[str, Any], idle: dict[str, Any] | None) -> str:
+def compression_table(scenario: dict[str, Any]) -> str:
     rows = []
-    settings = dict(scenario["settings"])
-    for setting, servers in settings.items():
+    for setting, servers in scenario["settings"].items():
         floor = servers["floor"]
         for kind in KINDS:
             if kind not in servers:
@@ -793,20 +792,6 @@ def compression_table(scenario: dict[str, Any], idle: dict[str, Any] | None) -> 
                     f"{r['kib_per_connection']:.1f}",
                     fmt_ratio(ratio(r["kib_per_connection"], floor["kib_per_connection"])),
                     f"`{r['extensions']}`" if r["extensions"] else "(none)",
-                ]
-            )
-    if idle is not None and "none" not in settings:  # runs from before "none" was measured
-        floor = idle["servers"]["floor"]
-        for kind in KINDS:
-            r = idle["servers"][kind]
-            rows.append(
-                [
-                    f"none (idle10k): {kind}",
-                    mib(r["rss_kib"]),
-                    fmt_ratio(ratio(r["rss_kib"], floor["rss_kib"])),
-                    f"{r['kib_per_connection']:.1f}",
-                    fmt_ratio(ratio(r["kib_per_connection"], floor["kib_per_connection"])),
-                    "(none)",
                 ]
             )
     header = [
@@ -910,7 +895,7 @@ def render(results: dict[str, Any]) -> str:
         parts += [
             f"**compression: {scenarios['compression']['stations']:,} idle stations "
             "(boot + one Heartbeat each), each setting negotiated by every station**",
-            compression_table(scenarios["compression"], scenarios.get("idle10k")),
+            compression_table(scenarios["compression"]),
         ]
     if "storm" in scenarios:
         storm = scenarios["storm"]
