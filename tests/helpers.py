@@ -1,18 +1,34 @@
-"""A scripted station for session tests: speaks raw OCPP-J over an in-memory transport."""
+"""Test helpers: a scripted station over an in-memory transport, and ``wait_until``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+
+import pytest
 
 from csms_kit import StationSession
 from csms_kit.exceptions import TransportClosed
 from csms_kit.testing import MemoryTransport, memory_transport_pair
 
 RECV_TIMEOUT = 5.0
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str = "") -> None:
+    """Poll ``predicate`` every 10 ms until it holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            pytest.fail(
+                f"still not true after {timeout:g} s: {what}"
+                if what
+                else "condition not reached in time"
+            )
+        await asyncio.sleep(0.01)
 
 
 class Station:

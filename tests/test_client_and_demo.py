@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -38,6 +37,7 @@ from csms_kit.demo.run import demo
 from csms_kit.protocol.schemas import call_actions, compile_validator, pristine_schema
 from csms_kit.testing import memory_transport_pair
 from csms_kit.transport import READ_SIZE
+from tests.helpers import wait_until
 
 NOW = "2026-11-27T10:00:00+00:00"
 VERSIONS = list(OcppVersion)
@@ -55,11 +55,7 @@ BOOT = {
 
 async def eventually(condition: Callable[[], bool], what: str, deadline: float = 10.0) -> None:
     """Poll ``condition`` until it holds; fail with ``what`` after ``deadline`` seconds."""
-    give_up = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > give_up:
-            pytest.fail(f"still not true after {deadline} s: {what}")
-        await asyncio.sleep(0.01)
+    await wait_until(condition, deadline, what)
 
 
 def example_payload(schema: dict[str, Any], full: bool) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import contextlib
 import importlib.util
 import random
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from csms_kit import (
 from csms_kit.demo.csms import DemoCsms
 from csms_kit.registry import REPLACED_CODE, REPLACED_REASON
 from csms_kit.server import CLOSE_POLICY_VIOLATION
+from tests.helpers import wait_until
 
 DEADLINE = 15.0
 NOW = "2026-11-27T10:00:00Z"
@@ -56,11 +56,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multi_station_serv
 
 async def eventually(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
     """Poll ``condition`` until it holds; fail with ``what`` after ``deadline`` seconds."""
-    give_up = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > give_up:
-            pytest.fail(f"still not true after {deadline} s: {what}")
-        await asyncio.sleep(0.01)
+    await wait_until(condition, deadline, what)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from csms_kit import (
     serve,
 )
 from csms_kit.transport import READ_SIZE, read_in_small_chunks
+from tests.helpers import wait_until
 
 HOST = "127.0.0.1"
 NOW = "2026-11-27T10:00:00Z"
@@ -116,12 +117,7 @@ async def close_code_of(ws: ClientConnection) -> tuple[int, str]:
 
 async def eventually(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
     """Wait until ``predicate()`` is true; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.01)
+    await wait_until(predicate, timeout)
 
 
 # -- raw HTTP, to see the exact response --------------------------------------------------

@@ -34,6 +34,7 @@ from csms_kit import (
     on,
     serve,
 )
+from tests.helpers import wait_until
 
 HOST = "127.0.0.1"
 NOW = "2026-11-27T10:00:00Z"
@@ -108,12 +109,7 @@ async def station(
 
 async def eventually(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
     """Wait until ``predicate()`` is true; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.01)
+    await wait_until(predicate, timeout)
 
 
 def both_kinds(func: Callable[..., Any], asynchronous: bool) -> Callable[..., Any]:

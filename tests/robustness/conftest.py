@@ -24,6 +24,7 @@ from websockets.typing import Subprotocol
 
 from csms_kit import CsmsServer, StationSession, connect_station, on, serve
 from csms_kit.limits import Limits
+from tests.helpers import wait_until
 
 HOST = "127.0.0.1"
 NOW = "2026-11-27T10:00:00Z"
@@ -132,12 +133,7 @@ def url_of(server: CsmsServer) -> str:
 
 async def eventually(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
     """Wait until ``predicate()`` is true; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.01)
+    await wait_until(predicate, timeout)
 
 
 class Peer:
