@@ -886,39 +886,29 @@ async def test_queued_sends_are_bounded() -> None:
         assert session.stats.bad_frames == 40 - len(seen)
 
 
+async def _native_coroutine() -> Any:
+    return {"currentTime": NOW}
+
+
+@types.coroutine
+def _generator_based_coroutine() -> Any:
+    yield
+    return {"currentTime": NOW}
+
+
+@pytest.mark.parametrize(
+    "make_awaitable", [_native_coroutine, _generator_based_coroutine], ids=["async-def", "types"]
+)
 async def test_sync_handler_returning_an_awaitable_is_refused(
-    caplog: pytest.LogCaptureFixture,
+    make_awaitable: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A sync handler must answer, not return a coroutine: InternalError, none left unawaited."""
-
-    async def later() -> Any:
-        return {"currentTime": NOW}
+    """A sync handler must answer, not return an awaitable (an ``async def`` coroutine or an
+    old-style ``@types.coroutine`` generator): InternalError, none left unawaited."""
 
     class Confused(Csms16):
         @on("Heartbeat")
         def heartbeat(self, request: Any) -> Any:
-            return later()
-
-    async with running(Confused) as (_, station):
-        answer = await station.call("h", "Heartbeat", {})
-        assert answer[:3] == [4, "h", "InternalError"]
-    assert any("returned an awaitable" in r.getMessage() for r in caplog.records)
-
-
-async def test_sync_handler_returning_a_generator_based_coroutine_is_refused(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Old-style ``@types.coroutine`` generators are awaitable too: refused the same way."""
-
-    @types.coroutine
-    def later() -> Any:
-        yield
-        return {"currentTime": NOW}
-
-    class Confused(Csms16):
-        @on("Heartbeat")
-        def heartbeat(self, request: Any) -> Any:
-            return later()
+            return make_awaitable()
 
     async with running(Confused) as (_, station):
         answer = await station.call("h", "Heartbeat", {})
