@@ -22,21 +22,21 @@ from ocpp.v201 import call_result as result201
 
 from csms_kit import (
     CallError,
+    CsmsDisconnected,
     ErrorCode,
-    Hooks,
     InMemoryRegistry,
     OcppVersion,
     StationClient,
-    StationDisconnected,
     StationSession,
     connect_station,
     serve,
 )
 from csms_kit.demo.csms import DemoCsms
 from csms_kit.demo.run import demo
+from csms_kit.hooks import Hooks
 from csms_kit.protocol.schemas import call_actions, compile_validator, pristine_schema
 from csms_kit.testing import memory_transport_pair
-from csms_kit.transport import READ_SIZE
+from csms_kit.websocket import READ_SIZE
 from tests.helpers import wait_until
 
 NOW = "2026-11-27T10:00:00+00:00"
@@ -166,7 +166,8 @@ async def test_station_client_refuses_what_it_does_not_handle() -> None:
 async def test_station_client_answers_before_booting() -> None:
     """The station side has no boot gate: it answers the CSMS before any BootNotification."""
     async with pair(StationSession, OcppVersion.V16) as (csms, station, _):
-        assert station.registration_status is None
+        assert not isinstance(station, StationSession)  # no CSMS policy on the station side
+        assert station.endpoint.admit is None
         answer = await csms.call(call16.ClearCache())
         assert answer.status == "Accepted"
 
@@ -180,9 +181,9 @@ async def test_station_call_on_a_connection_just_closed_fails_cleanly() -> None:
         csms_side, station_side = memory_transport_pair()
         station = StationClient("CP-1", station_side, OcppVersion.V16)
         await csms_side.close()  # the CSMS went away; the station has not read it yet
-        with pytest.raises(StationDisconnected):
+        with pytest.raises(CsmsDisconnected):
             await station.call({}, action="Heartbeat")
-        assert station.closed
+        assert station.ended
         del station
         gc.collect()
         await asyncio.sleep(0)
@@ -213,7 +214,7 @@ async def test_connect_station_boots_against_a_csms_kit_server(version: OcppVers
             assert session.version is version and session.booted
             assert session.boot_info is not None and session.boot_info.vendor in ("csms_kit", "V")
             assert await registry.registration_status("CP-1") == "Accepted"
-        assert station.closed
+        assert station.ended
         await eventually(lambda: not server.sessions and len(registry) == 0, "CP-1 left")
 
 
@@ -235,9 +236,9 @@ async def test_connect_station_to_a_server_without_its_version() -> None:
         serve({"1.6": DemoCsms}, "127.0.0.1", 0) as server,
         connect_station(f"ws://127.0.0.1:{server.port}", "CP-1", "2.0.1") as station,
     ):
-        await eventually(lambda: station.closed, "the station saw the close")
+        await eventually(lambda: station.ended, "the station saw the close")
         assert station.transport.connection.close_code == 1002
-        with pytest.raises(StationDisconnected) as caught:
+        with pytest.raises(CsmsDisconnected) as caught:
             await station.call(BOOT[OcppVersion.V201], action="BootNotification")
         assert caught.value.code == 1002
 

@@ -37,3 +37,28 @@ def test_py_typed_is_shipped() -> None:
     from importlib.resources import files
 
     assert files("csms_kit").joinpath("py.typed").is_file()
+
+
+def test_each_name_is_exported_from_one_place() -> None:
+    """No name of the top-level API is exported again by csms_kit.protocol."""
+    import csms_kit.protocol
+
+    assert set(csms_kit.__all__).isdisjoint(csms_kit.protocol.__all__)
+
+
+def test_names_for_extenders_stay_out_of_the_top_level() -> None:
+    """Transport, hook plumbing and identity parsing live in their modules, not at the top."""
+    for name in ("Hooks", "InvalidIdentity", "TransportClosed", "Transport", "WebSocketTransport"):
+        assert name not in csms_kit.__all__ and not hasattr(csms_kit, name), name
+    from csms_kit.exceptions import TransportClosed
+    from csms_kit.hooks import Hooks
+    from csms_kit.identity import InvalidIdentity
+    from csms_kit.transport import Transport
+    from csms_kit.websocket import WebSocketTransport
+
+    assert all((TransportClosed, Hooks, InvalidIdentity, Transport, WebSocketTransport))
+
+
+def test_no_name_is_confused_with_the_ocpp_package() -> None:
+    """Our error for answering a CALL is RpcError, not a near-twin of ocpp's OCPPError."""
+    assert "OcppError" not in csms_kit.__all__ and "RpcError" in csms_kit.__all__

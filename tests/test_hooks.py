@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from csms_kit import Hooks, Rejection
-from csms_kit.hooks import call_hook, parse_basic_auth
+from csms_kit import (
+    Rejection,
+)
+from csms_kit.hooks import Hooks, call_hook, parse_basic_auth
 
 
 def basic(raw: bytes, scheme: str = "Basic") -> str:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from csms_kit import InvalidIdentity
-from csms_kit.identity import MAX_IDENTITY_LENGTH, identity_from_path, normalize_prefix
+from csms_kit.identity import (
+    MAX_IDENTITY_LENGTH,
+    InvalidIdentity,
+    identity_from_path,
+    normalize_prefix,
+)
 
 
 def refusal(path: str, prefix: str = "/") -> InvalidIdentity:

@@ -8,9 +8,15 @@ from typing import Any
 import pytest
 import websockets
 
-from csms_kit import StationSession, TransportClosed, on, serve
+from csms_kit import (
+    StationSession,
+    on,
+    serve,
+)
+from csms_kit.exceptions import TransportClosed
 from csms_kit.limits import UNLIMITED, Limits, RateLimit, TokenBucket
-from tests.helpers import running
+from csms_kit.testing import run_session
+from tests.helpers import wait_until
 
 NOW = "2026-11-27T10:00:00Z"
 
@@ -53,51 +59,124 @@ def test_bad_limits_are_refused() -> None:
         Limits(max_bad_frames=0)
 
 
-async def test_calls_over_the_frame_limit_get_generic_error() -> None:
-    """Past the frame budget, CALLs are answered 'rate limit exceeded' and counted."""
+class Blocking(Csms):
+    """Authorize waits for ``release``: the station's CALL stays in progress meanwhile."""
+
+    release: asyncio.Event
+
+    @on("Authorize")
+    async def authorize(self, request: Any) -> Any:
+        await type(self).release.wait()
+        return {"idTagInfo": {"status": "Accepted"}}
+
+
+async def test_compliant_station_over_the_frame_limit_is_slowed_never_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One CALL at a time, faster than the limit: every CALL is answered, later; one WARNING."""
 
     class Limited(Csms):
+        limits = Limits(frames=RateLimit(rate=100, burst=3))
+
+    async with run_session(Limited) as (session, station):
+        answers = [await station.call(f"h{n}", "Heartbeat", {}) for n in range(12)]
+        assert [a[:2] for a in answers] == [[3, f"h{n}"] for n in range(12)]
+        assert session.stats.rate_limited == 0
+        assert session.stats.throttled >= 5  # 12 frames, a burst of 3 and a few refills
+        assert not session.ended
+    warnings = [r for r in caplog.records if "faster than its rate limit" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+
+
+async def test_pipelined_calls_over_the_frame_limit_get_generic_error() -> None:
+    """CALLs sent while an earlier CALL is in progress, past the budget, are refused."""
+
+    class Limited(Blocking):
+        release = asyncio.Event()
         limits = Limits(frames=RateLimit(rate=0.001, burst=3))
 
-    async with running(Limited) as (session, station):
-        answers = [await station.call(f"h{n}", "Heartbeat", {}) for n in range(5)]
-        assert [a[0] for a in answers] == [3, 3, 3, 4, 4]
-        assert answers[3][2:4] == ["GenericError", "rate limit exceeded"]
+    async with run_session(Limited) as (session, station):
+        for n in range(5):  # a0 blocks its handler; a1.. are pipelined behind it
+            await station.send([2, f"a{n}", "Authorize", {"idTag": "T"}])
+        refusals = [await station.recv() for _ in range(2)]
+        assert refusals == [
+            [4, "a3", "GenericError", "rate limit exceeded", {}],
+            [4, "a4", "GenericError", "rate limit exceeded", {}],
+        ]
+        Limited.release.set()
+        answers = [await station.recv() for _ in range(3)]
+        assert [a[:2] for a in answers] == [[3, "a0"], [3, "a1"], [3, "a2"]]
         assert session.stats.rate_limited == 2
-        assert not session.closed
+        assert not session.ended
 
 
 async def test_per_action_limits_count_only_that_action() -> None:
-    """A per-action bucket limits that action and leaves the others alone."""
+    """A per-action bucket limits that action (pipelined: refused) and leaves others alone."""
+
+    class Limited(Blocking):
+        release = asyncio.Event()
+        limits = Limits(frames=None, per_action={"Authorize": RateLimit(rate=0.001, burst=1)})
+
+    async with run_session(Limited) as (_, station):
+        await station.send([2, "a1", "Authorize", {"idTag": "T"}])  # in progress
+        assert (await station.call("a2", "Authorize", {"idTag": "T"}))[2] == "GenericError"
+        Limited.release.set()
+        assert (await station.recv())[:2] == [3, "a1"]
+        for n in range(5):
+            assert (await station.call(f"h{n}", "Heartbeat", {}))[0] == 3
+
+
+async def test_compliant_station_over_a_per_action_limit_is_slowed() -> None:
+    """One CALL at a time over a per-action limit: answered later, never refused."""
 
     class Limited(Csms):
-        limits = Limits(frames=None, per_action={"Heartbeat": RateLimit(rate=0.001, burst=1)})
+        limits = Limits(frames=None, per_action={"Heartbeat": RateLimit(rate=100, burst=1)})
 
-        @on("Authorize")
-        def authorize(self, request: Any) -> Any:
-            return {"idTagInfo": {"status": "Accepted"}}
-
-    async with running(Limited) as (_, station):
-        assert (await station.call("h1", "Heartbeat", {}))[0] == 3
-        assert (await station.call("h2", "Heartbeat", {}))[2] == "GenericError"
-        for n in range(5):
-            assert (await station.call(f"a{n}", "Authorize", {"idTag": "T"}))[0] == 3
+    async with run_session(Limited) as (session, station):
+        for n in range(6):
+            assert (await station.call(f"h{n}", "Heartbeat", {}))[:2] == [3, f"h{n}"]
+        assert session.stats.throttled >= 3 and session.stats.rate_limited == 0
 
 
 async def test_close_mode_closes_with_1008() -> None:
-    """With on_exceed='close', the first frame over the limit closes the connection (1008)."""
+    """With on_exceed='close', a pipelined CALL over the limit closes the connection (1008)."""
 
-    class Strict(Csms):
+    class Strict(Blocking):
+        release = asyncio.Event()
         limits = Limits(frames=RateLimit(rate=0.001, burst=2), on_exceed="close")
 
-    async with running(Strict) as (session, station):
-        await station.call("h1", "Heartbeat", {})
-        await station.call("h2", "Heartbeat", {})
-        await station.send([2, "h3", "Heartbeat", {}])
-        with pytest.raises(TransportClosed) as caught:
-            await station.recv()
-        assert caught.value.code == 1008
-        assert session.closed
+    async with run_session(Strict) as (session, station):
+        for n in range(3):
+            await station.send([2, f"a{n}", "Authorize", {"idTag": "T"}])
+        assert await station.closed_with() == (1008, "rate limit exceeded")
+        assert session.ended
+        Strict.release.set()
+
+
+async def test_close_mode_only_slows_a_compliant_station() -> None:
+    """With on_exceed='close', a station keeping to one CALL at a time is not closed."""
+
+    class Strict(Csms):
+        limits = Limits(frames=RateLimit(rate=100, burst=2), on_exceed="close")
+
+    async with run_session(Strict) as (session, station):
+        for n in range(8):
+            assert (await station.call(f"h{n}", "Heartbeat", {}))[0] == 3
+        assert not session.ended and session.stats.throttled >= 3
+
+
+async def test_closing_wakes_a_throttled_reader() -> None:
+    """A session closed while its reader waits out a rate limit ends at once."""
+
+    class Limited(Csms):
+        limits = Limits(frames=RateLimit(rate=0.001, burst=1))
+
+    async with run_session(Limited) as (session, station):
+        await station.call("h0", "Heartbeat", {})
+        await station.send([2, "h1", "Heartbeat", {}])  # waits ~1,000 s for a token
+        await wait_until(lambda: session.stats.throttled == 1, 2)
+        await asyncio.wait_for(session.close(1000, "bye"), 2)
+        assert await station.closed_with() == (1000, "bye")
 
 
 async def test_answers_to_our_calls_pass_even_over_the_limit() -> None:
@@ -106,7 +185,7 @@ async def test_answers_to_our_calls_pass_even_over_the_limit() -> None:
     class Limited(Csms):
         limits = Limits(frames=RateLimit(rate=0.001, burst=1))
 
-    async with running(Limited) as (session, station):
+    async with run_session(Limited) as (session, station):
         await station.call("h1", "Heartbeat", {})  # uses the only token
         task = asyncio.create_task(session.call({"type": "Soft"}, action="Reset"))
         frame = await station.recv()
@@ -123,7 +202,7 @@ async def test_malformed_frames_in_a_row_close_with_1002(bad: str) -> None:
     class Strict(Csms):
         limits = Limits(frames=None, max_bad_frames=3)
 
-    async with running(Strict) as (session, station):
+    async with run_session(Strict) as (session, station):
         for _ in range(2):
             await station.send(bad)
             assert (await station.recv())[0] == 4
@@ -132,7 +211,7 @@ async def test_malformed_frames_in_a_row_close_with_1002(bad: str) -> None:
         with pytest.raises(TransportClosed) as caught:
             await station.recv()
         assert caught.value.code == 1002
-        assert session.closed
+        assert session.ended
 
 
 async def test_a_good_frame_resets_the_malformed_count() -> None:
@@ -141,12 +220,12 @@ async def test_a_good_frame_resets_the_malformed_count() -> None:
     class Strict(Csms):
         limits = Limits(frames=None, max_bad_frames=2)
 
-    async with running(Strict) as (session, station):
+    async with run_session(Strict) as (session, station):
         for n in range(5):
             await station.send("garbage")
             assert (await station.recv())[0] == 4
             assert (await station.call(f"h{n}", "Heartbeat", {}))[0] == 3
-        assert not session.closed
+        assert not session.ended
 
 
 async def test_refused_but_wellformed_calls_are_not_malformed() -> None:
@@ -155,11 +234,11 @@ async def test_refused_but_wellformed_calls_are_not_malformed() -> None:
     class Strict(Csms):
         limits = Limits(frames=None, max_bad_frames=2)
 
-    async with running(Strict) as (session, station):
+    async with run_session(Strict) as (session, station):
         for n in range(5):
             assert (await station.call(f"a{n}", "Authorize", {"idTag": "T"}))[2] == "NotSupported"
             assert (await station.call(f"f{n}", "Foo", {}))[2] == "NotImplemented"
-        assert not session.closed
+        assert not session.ended
 
 
 async def test_max_connections_per_address_answers_429() -> None:
@@ -202,7 +281,7 @@ async def test_pipelined_calls_past_the_in_progress_bound_are_not_malformed() ->
             await release.wait()
             return {"idTagInfo": {"status": "Accepted"}}
 
-    async with running(Slow) as (session, station):
+    async with run_session(Slow) as (session, station):
         for n in range(30):
             await station.send([2, f"a{n}", "Authorize", {"idTag": "T"}])
         refusals = [await station.recv() for _ in range(30 - session.endpoint.max_incoming)]
@@ -211,4 +290,4 @@ async def test_pipelined_calls_past_the_in_progress_bound_are_not_malformed() ->
         release.set()
         answers = [await station.recv() for _ in range(session.endpoint.max_incoming)]
         assert all(a[0] == 3 for a in answers)
-        assert not session.closed
+        assert not session.ended

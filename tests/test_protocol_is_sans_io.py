@@ -1,4 +1,5 @@
-"""The protocol core imports no I/O: checked on the source, module by module."""
+"""Layering, checked on the source: the protocol core imports no I/O, and the layers
+above it (connection, session, admission, registry) import no ``websockets``."""
 
 from __future__ import annotations
 
@@ -66,10 +67,8 @@ def forbidden_in(names: set[str]) -> set[str]:
     return {name for name in names if name.split(".")[0] in FORBIDDEN}
 
 
-def protocol_closure() -> dict[str, set[str]]:
-    """Module name -> names it imports, for protocol/* and every csms_kit module they import."""
-    protocol_dir = PACKAGE_ROOT / "protocol"
-    todo = sorted(protocol_dir.glob("*.py"))
+def closure(todo: list[Path]) -> dict[str, set[str]]:
+    """Module name -> names it imports, for ``todo`` and every csms_kit module they import."""
     seen: dict[str, set[str]] = {}
     while todo:
         path = todo.pop()
@@ -88,7 +87,10 @@ def protocol_closure() -> dict[str, set[str]]:
     return seen
 
 
-CLOSURE = protocol_closure()
+CLOSURE = closure(sorted((PACKAGE_ROOT / "protocol").glob("*.py")))
+#: The transport-neutral layers: a new transport (ASGI, a test harness) uses them as they are.
+NEUTRAL = ("connection", "session", "admission", "registry", "transport", "instruments")
+NEUTRAL_CLOSURE = closure([PACKAGE_ROOT / f"{name}.py" for name in NEUTRAL])
 
 
 def test_closure_covers_the_core() -> None:
@@ -113,6 +115,23 @@ def test_closure_covers_the_core() -> None:
 def test_module_imports_no_io(module: str) -> None:
     """No module of the core imports asyncio, websockets, socket, threading or selectors."""
     assert forbidden_in(CLOSURE[module]) == set()
+
+
+def test_neutral_closure_covers_the_layers() -> None:
+    """The walk from the neutral layers reaches the core and the role pieces."""
+    expected = {f"csms_kit.{name}" for name in NEUTRAL} | {
+        "csms_kit.boot",
+        "csms_kit.limits",
+        "csms_kit.handlers",
+        "csms_kit.protocol.endpoint",
+    }
+    assert expected <= set(NEUTRAL_CLOSURE)
+
+
+@pytest.mark.parametrize("module", sorted(NEUTRAL_CLOSURE))
+def test_neutral_layers_import_no_websockets(module: str) -> None:
+    """Connection, session, admission and registry never import websockets, even indirectly."""
+    assert not {n for n in NEUTRAL_CLOSURE[module] if n.split(".")[0] == "websockets"}
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -17,12 +19,16 @@ from csms_kit import (
     RegistryEvent,
     StationNotConnected,
     StationSession,
-    TransportClosed,
     on,
 )
+from csms_kit.admission import Admission, Ticket
+from csms_kit.exceptions import TransportClosed
+from csms_kit.hooks import Handshake, Hooks
+from csms_kit.instruments import Instruments
 from csms_kit.registry import REPLACED_CODE, REPLACED_REASON
-from csms_kit.testing import MemoryTransport, memory_transport_pair
-from tests.helpers import Station
+from csms_kit.testing import MemoryTransport, ScriptedStation, memory_transport_pair
+from csms_kit.versions import OcppVersion
+from tests.helpers import wait_until
 
 
 def make_session(
@@ -302,7 +308,7 @@ async def test_replace_closes_old_session_with_1000_and_reason() -> None:
     await registry.aclose()
     assert registry.get("A") is new
     assert len(registry) == 1
-    assert old.closed and not new.closed
+    assert old.ended and not new.ended
     assert (old.close_code, old.close_reason) == (REPLACED_CODE, REPLACED_REASON)
     with pytest.raises(TransportClosed) as caught:
         await asyncio.wait_for(old_station.recv(), 1)
@@ -341,7 +347,7 @@ async def test_replace_chain_keeps_only_the_last() -> None:
             await registry.unregister(session)
     await registry.aclose()
     assert registry.get("A") is sessions[-1]
-    assert all(s.closed for s in sessions[:-1]) and not sessions[-1].closed
+    assert all(s.ended for s in sessions[:-1]) and not sessions[-1].ended
 
 
 async def test_replacing_does_not_touch_other_stations() -> None:
@@ -353,8 +359,8 @@ async def test_replacing_does_not_touch_other_stations() -> None:
     for session in (a, b, a2):
         await registry.register(session)
     await registry.aclose()
-    assert registry.get("B") is b and not b.closed
-    assert registry.get("A") is a2 and a.closed
+    assert registry.get("B") is b and not b.ended
+    assert registry.get("A") is a2 and a.ended
 
 
 async def test_registering_the_same_session_twice_does_not_close_it() -> None:
@@ -364,7 +370,7 @@ async def test_registering_the_same_session_twice_does_not_close_it() -> None:
     await registry.register(session)
     await registry.register(session)
     await registry.aclose()
-    assert registry.get("A") is session and not session.closed
+    assert registry.get("A") is session and not session.ended
 
 
 # -- duplicate policy "reject" ----------------------------------------------------------
@@ -381,7 +387,7 @@ async def test_reject_refuses_a_second_connection() -> None:
         await registry.register(new)
     assert caught.value.station_id == "A"
     await registry.aclose()
-    assert registry.get("A") is old and not old.closed
+    assert registry.get("A") is old and not old.ended
     assert events == [("connected", "A", old)]
     await registry.unregister(new)  # the refused one leaving changes nothing
     assert registry.get("A") is old
@@ -452,16 +458,42 @@ async def test_registration_status_memory_is_bounded() -> None:
     assert await registry.registration_status("C") == "Accepted"
 
 
+@asynccontextmanager
+async def admitted(
+    registry: ConnectionRegistry, session_class: type[StationSession], station_id: str = "A"
+) -> AsyncIterator[tuple[StationSession, ScriptedStation]]:
+    """A station run by a transport-neutral Admission over an in-memory transport."""
+    admission = Admission(
+        {OcppVersion.V16: session_class},
+        [OcppVersion.V16],
+        registry=registry,
+        hooks=Hooks(),
+        instruments=Instruments(),
+    )
+    path = f"/{station_id}"
+    ticket = await admission.admit(
+        path, lambda sid: Handshake(sid, path, {}, ("memory", 0), ("ocpp1.6",))
+    )
+    assert isinstance(ticket, Ticket)
+    csms_side, station_side = memory_transport_pair()
+    run = asyncio.create_task(admission.run(ticket, csms_side, OcppVersion.V16))
+    await wait_until(lambda: registry.local_session(station_id) is not None, 5)
+    session = registry.local_session(station_id)
+    assert session is not None
+    try:
+        yield session, ScriptedStation(station_side)
+    finally:
+        await station_side.close()
+        await asyncio.wait_for(run, 5)
+
+
 async def test_session_takes_remembered_status_when_it_runs() -> None:
     """A reconnecting station's new session starts with the status the registry remembers."""
     registry = InMemoryRegistry()
     await registry.set_registration_status("A", "Accepted")
-    session, station_side = make_session("A", registry=registry)
-    task = asyncio.create_task(session.run())
-    await station_side.close()
-    await asyncio.wait_for(task, 5)
-    assert session.registration_status == "Accepted"
-    assert session.booted
+    async with admitted(registry, StationSession) as (session, _):
+        assert session.registration_status == "Accepted"
+        assert session.booted
 
 
 async def test_accepted_boot_is_remembered_by_the_registry() -> None:
@@ -473,17 +505,31 @@ async def test_accepted_boot_is_remembered_by_the_registry() -> None:
             return result16.BootNotification("2026-11-27T10:00:00Z", 60, "Accepted")
 
     registry = InMemoryRegistry()
-    csms_side, station_side = memory_transport_pair()
-    session = Booting("A", csms_side, "1.6", registry=registry)
+    async with admitted(registry, Booting) as (session, station):
+        assert await registry.registration_status("A") is None
+        answer = await station.call(
+            "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}
+        )
+        assert answer[0] == 3 and answer[2]["status"] == "Accepted"
+        # stored before the answer went out
+        assert await registry.registration_status("A") == "Accepted"
+        assert session.booted
+        record = await registry.record("A")
+        assert record is not None and record.registration_status == "Accepted"
+        assert record.boot is not None and record.boot.vendor == "V"
+    assert "A" not in registry
+
+
+async def test_the_session_never_touches_the_registry() -> None:
+    """A session run on its own (no supervisor) neither registers nor leaves a registry."""
+    registry = InMemoryRegistry()
+    session, station_side = make_session("A")
+    await registry.register(session)
     task = asyncio.create_task(session.run())
-    station = Station(station_side)
-    answer = await station.call(
-        "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}
-    )
-    assert answer[0] == 3 and answer[2]["status"] == "Accepted"
-    await station.close()
+    await station_side.close()
     await asyncio.wait_for(task, 5)
-    assert await registry.registration_status("A") == "Accepted"
+    assert session.ended
+    assert registry.get("A") is session  # only whoever registered it unregisters it
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -518,7 +564,7 @@ async def test_call_goes_to_the_registered_session() -> None:
     session, station_side = make_session("A")
     await registry.register(session)
     task = asyncio.create_task(session.run())
-    station = Station(station_side)
+    station = ScriptedStation(station_side)
     try:
         pending = asyncio.create_task(registry.call("A", call16.ClearCache(), timeout=5))
         frame = await station.recv()
@@ -571,4 +617,4 @@ async def test_aclose_with_nothing_to_wait_for() -> None:
     session, _ = make_session("A")
     await registry.register(session)
     await asyncio.wait_for(registry.aclose(), 1)
-    assert not session.closed
+    assert not session.ended

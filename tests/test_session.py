@@ -23,7 +23,7 @@ from csms_kit import (
     ErrorCode,
     InvalidPayload,
     InvalidResponse,
-    OcppError,
+    RpcError,
     SessionClosed,
     StationDisconnected,
     StationSession,
@@ -33,8 +33,7 @@ from csms_kit import (
 )
 from csms_kit.limits import UNLIMITED
 from csms_kit.protocol.extra_types import NotifyPeriodicEventStream, StreamDataElementType
-from csms_kit.testing import memory_transport_pair
-from tests.helpers import Station, running
+from csms_kit.testing import ScriptedStation, memory_transport_pair, run_session
 
 NOW = "2026-11-27T10:00:00Z"
 BOOT16 = {
@@ -73,7 +72,7 @@ async def test_handler_can_call_its_own_station() -> None:
             self.state["value"] = answer.configuration_key[0].value
             return result16.Heartbeat(current_time=NOW)
 
-    async with running(Asking) as (session, station):
+    async with run_session(Asking) as (session, station):
         await station.send([2, "hb-1", "Heartbeat", {}])
         outgoing = await station.recv()
         assert outgoing[0] == 2
@@ -85,7 +84,7 @@ async def test_handler_can_call_its_own_station() -> None:
 
 async def test_calls_leave_one_at_a_time_in_fifo_order() -> None:
     """Concurrent call()s go out one by one, each after the previous was answered."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         keys = ["A", "B", "C"]
         tasks = [
             asyncio.create_task(session.call(call16.GetConfiguration(key=[key]))) for key in keys
@@ -103,7 +102,7 @@ async def test_calls_leave_one_at_a_time_in_fifo_order() -> None:
 
 async def test_call_returns_typed_response() -> None:
     """call() returns the call_result dataclass with nested dataclasses."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         task = asyncio.create_task(session.call(call16.GetConfiguration()))
         frame = await station.recv()
         assert frame[3] == {}  # unset optionals are omitted
@@ -115,7 +114,7 @@ async def test_call_returns_typed_response() -> None:
 
 async def test_call_error_raises_typed_exception() -> None:
     """A CALLERROR raises CallError with code, description and details; never None."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         task = asyncio.create_task(session.call(call16.Reset(type="Soft")))
         frame = await station.recv()
         await station.send([4, frame[1], "NotSupported", "no reset here", {"why": "test"}])
@@ -129,7 +128,7 @@ async def test_call_error_raises_typed_exception() -> None:
 
 async def test_unknown_error_code_keeps_raw_code() -> None:
     """A CALLERROR code no version defines gives code None and the raw string."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         task = asyncio.create_task(session.call(call16.Reset(type="Soft")))
         frame = await station.recv()
         await station.send([4, frame[1], "Whatever", "", {}])
@@ -141,7 +140,7 @@ async def test_unknown_error_code_keeps_raw_code() -> None:
 
 async def test_timeout_names_station_action_and_message_id() -> None:
     """An unanswered call raises CallTimeout naming station, action and messageId."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         task = asyncio.create_task(session.call(call16.Reset(type="Hard"), timeout=0.05))
         frame = await station.recv()
         with pytest.raises(CallTimeout) as caught:
@@ -154,7 +153,7 @@ async def test_timeout_names_station_action_and_message_id() -> None:
 
 async def test_timeout_while_queued_and_next_call_proceeds() -> None:
     """A call timing out in the queue says so; the queue moves on after a timed-out call."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         first = asyncio.create_task(session.call(call16.Reset(type="Hard"), timeout=0.2))
         second = asyncio.create_task(session.call(call16.Reset(type="Soft"), timeout=0.05))
         frame = await station.recv()
@@ -173,7 +172,7 @@ async def test_timeout_while_queued_and_next_call_proceeds() -> None:
 async def test_late_answer_is_dropped_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     """An answer arriving after its timeout is dropped, counted and logged."""
     caplog.set_level(logging.DEBUG, "csms_kit")
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         task = asyncio.create_task(session.call(call16.Reset(type="Hard"), timeout=0.05))
         frame = await station.recv()
         with pytest.raises(CallTimeout):
@@ -186,7 +185,7 @@ async def test_late_answer_is_dropped_and_counted(caplog: pytest.LogCaptureFixtu
 
 async def test_cancelled_call_frees_the_turn() -> None:
     """Cancelling the caller of an outstanding call lets the next queued call go."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         first = asyncio.create_task(session.call(call16.Reset(type="Hard")))
         second = asyncio.create_task(session.call(call16.Reset(type="Soft")))
         frame1 = await station.recv()
@@ -202,7 +201,7 @@ async def test_cancelled_call_frees_the_turn() -> None:
 
 async def test_disconnect_fails_pending_and_queued_calls() -> None:
     """When the station goes away, every waiting call fails at once with StationDisconnected."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         calls = [
             asyncio.create_task(session.call(call16.Reset(type="Hard"), timeout=30))
             for _ in range(3)
@@ -213,14 +212,14 @@ async def test_disconnect_fails_pending_and_queued_calls() -> None:
             with pytest.raises(StationDisconnected) as caught:
                 await asyncio.wait_for(task, 1)
             assert (caught.value.code, caught.value.reason) == (1001, "going away")
-        assert session.closed
+        assert session.ended
         with pytest.raises(StationDisconnected):
             await session.call(call16.Reset(type="Hard"))
 
 
 async def test_close_by_us_fails_calls_with_session_closed() -> None:
     """Closing the session ourselves fails waiting calls with SessionClosed."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         task = asyncio.create_task(session.call(call16.Reset(type="Hard")))
         await station.recv()
         await session.close(1000, "maintenance")
@@ -232,7 +231,7 @@ async def test_close_by_us_fails_calls_with_session_closed() -> None:
 
 async def test_invalid_request_raises_before_sending() -> None:
     """A request that breaks the schema raises InvalidPayload and sends nothing."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         with pytest.raises(InvalidPayload) as caught:
             await session.call(call16.ChangeConfiguration(key="k" * 51, value="v"))
         assert caught.value.code is ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
@@ -243,7 +242,7 @@ async def test_invalid_request_raises_before_sending() -> None:
 
 async def test_invalid_answer_raises_invalid_response() -> None:
     """A CALLRESULT breaking the schema raises InvalidResponse (the station's fault)."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         task = asyncio.create_task(session.call(call16.Reset(type="Hard")))
         frame = await station.recv()
         await station.send([3, frame[1], {"status": "Maybe"}])
@@ -255,7 +254,7 @@ async def test_invalid_answer_raises_invalid_response() -> None:
 
 async def test_invalid_answer_on_21_is_reported_with_callresulterror() -> None:
     """On OCPP 2.1 an invalid CALLRESULT is also answered with a CALLRESULTERROR."""
-    async with running(StationSession, "2.1") as (session, station):
+    async with run_session(StationSession, "2.1") as (session, station):
         task = asyncio.create_task(session.call({"type": "Immediate"}, action="Reset"))
         frame = await station.recv()
         await station.send([3, frame[1], {"status": 5}])
@@ -270,7 +269,8 @@ async def test_unsolicited_answer_flood_keeps_memory_flat(
 ) -> None:
     """Thousands of unsolicited CALLRESULTs: dropped and counted, memory flat, one warning."""
     caplog.set_level(logging.INFO, "csms_kit")
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
+        station.record_wire = False  # measure the session, not the station's record
         frame = '[3,"nobody-asked",{"status":"Accepted"}]'
         for _ in range(1000):  # warm-up: allocator pools and caches settle
             await station.send(frame)
@@ -302,7 +302,7 @@ async def test_handler_error_becomes_internal_error(caplog: pytest.LogCaptureFix
         def authorize(self, request: call16.Authorize) -> Any:
             raise RuntimeError("database password is hunter2")
 
-    async with running(Failing) as (session, station):
+    async with run_session(Failing) as (session, station):
         answer = await station.call("a1", "Authorize", {"idTag": "TAG"})
         assert answer[:3] == [4, "a1", "InternalError"]
         assert "hunter2" not in str(answer)
@@ -311,14 +311,14 @@ async def test_handler_error_becomes_internal_error(caplog: pytest.LogCaptureFix
 
 
 async def test_ocpp_error_in_handler_becomes_its_callerror() -> None:
-    """OcppError raised by a handler is sent with its code (spelled per version) and details."""
+    """RpcError raised by a handler is sent with its code (spelled per version) and details."""
 
     class Strict(Csms16):
         @on("Authorize")
         async def authorize(self, request: call16.Authorize) -> Any:
-            raise OcppError(ErrorCode.FORMAT_VIOLATION, "bad tag", {"field": "idTag"})
+            raise RpcError(ErrorCode.FORMAT_VIOLATION, "bad tag", {"field": "idTag"})
 
-    async with running(Strict) as (_, station):
+    async with run_session(Strict) as (_, station):
         answer = await station.call("a1", "Authorize", {"idTag": "TAG"})
         assert answer == [4, "a1", "FormationViolation", "bad tag", {"field": "idTag"}]
 
@@ -331,7 +331,7 @@ async def test_uncaught_call_error_in_handler_is_internal_error() -> None:
         async def heartbeat(self, request: call16.Heartbeat) -> Any:
             await self.call(call16.Reset(type="Soft"))
 
-    async with running(Relaying) as (_, station):
+    async with run_session(Relaying) as (_, station):
         await station.send([2, "h", "Heartbeat", {}])
         frame = await station.recv()
         await station.send([4, frame[1], "NotSupported", "", {}])
@@ -353,7 +353,7 @@ async def test_invalid_handler_response_is_internal_error(
         def authorize(self, request: call16.Authorize) -> Any:
             return None
 
-    async with running(Sloppy) as (_, station):
+    async with run_session(Sloppy) as (_, station):
         answer = await station.call("h", "Heartbeat", {})
         assert answer[:3] == [4, "h", "InternalError"]
         answer = await station.call("a", "Authorize", {"idTag": "T"})
@@ -376,7 +376,7 @@ async def test_after_hooks_run_after_the_answer_and_failures_are_logged(
         def explode(self, request: call16.BootNotification) -> None:
             raise ValueError("after hook broke")
 
-    async with running(Hooked) as (session, station):
+    async with run_session(Hooked) as (session, station):
         answer = await station.call("b", "BootNotification", BOOT16)
         assert answer[0] == 3
         for _ in range(10):
@@ -388,7 +388,7 @@ async def test_after_hooks_run_after_the_answer_and_failures_are_logged(
 
 async def test_boot_info_is_recorded_for_16_and_201() -> None:
     """BootNotification fills boot_info and registration_status, for 1.6 and 2.0.1."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         assert session.boot_info is None
         await station.call("b", "BootNotification", BOOT16)
         assert session.boot_info is not None
@@ -400,7 +400,7 @@ async def test_boot_info_is_recorded_for_16_and_201() -> None:
         def boot(self, request: call201.BootNotification) -> Any:
             return result201.BootNotification(NOW, 10, "Pending")
 
-    async with running(Csms201, "2.0.1") as (session, station):
+    async with run_session(Csms201, "2.0.1") as (session, station):
         boot = {
             "reason": "PowerUp",
             "chargingStation": {"vendorName": "V", "model": "M", "serialNumber": "S-1"},
@@ -423,7 +423,7 @@ async def test_calls_are_handled_in_arrival_order() -> None:
             order.append(request.id_tag)
             return {"idTagInfo": {"status": "Accepted"}}
 
-    async with running(Slow) as (_, station):
+    async with run_session(Slow) as (_, station):
         await station.send([2, "1", "Authorize", {"idTag": "slow"}])
         await station.send([2, "2", "Authorize", {"idTag": "fast"}])
         answers = [await station.recv(), await station.recv()]
@@ -441,7 +441,7 @@ async def test_reused_message_id_in_progress_is_refused() -> None:
             await release.wait()
             return {"idTagInfo": {"status": "Accepted"}}
 
-    async with running(Waiting) as (_, station):
+    async with run_session(Waiting) as (_, station):
         await station.send([2, "same", "Authorize", {"idTag": "A"}])
         await asyncio.sleep(0.01)
         refusal = await station.call("same", "Authorize", {"idTag": "B"})
@@ -465,7 +465,7 @@ async def test_handler_finishes_after_disconnect_and_answer_is_dropped() -> None
     csms_side, station_side = memory_transport_pair()
     session = Busy("CP-1", csms_side, "1.6")
     run = asyncio.create_task(session.run())
-    await Station(station_side).send([2, "1", "Authorize", {"idTag": "A"}])
+    await ScriptedStation(station_side).send([2, "1", "Authorize", {"idTag": "A"}])
     await asyncio.sleep(0.01)
     await station_side.close()
     await asyncio.sleep(0.01)
@@ -492,7 +492,7 @@ async def test_stuck_handler_is_cancelled_after_grace() -> None:
     csms_side, station_side = memory_transport_pair()
     session = Stuck("CP-1", csms_side, "1.6", handler_grace=0.05)
     run = asyncio.create_task(session.run())
-    await Station(station_side).send([2, "1", "Authorize", {"idTag": "A"}])
+    await ScriptedStation(station_side).send([2, "1", "Authorize", {"idTag": "A"}])
     await asyncio.sleep(0.01)
     await station_side.close()
     await asyncio.wait_for(run, 2)
@@ -517,7 +517,7 @@ async def test_handler_calling_after_disconnect_fails_fast() -> None:
     csms_side, station_side = memory_transport_pair()
     session = Late("CP-1", csms_side, "1.6")
     run = asyncio.create_task(session.run())
-    await Station(station_side).send([2, "1", "Authorize", {"idTag": "A"}])
+    await ScriptedStation(station_side).send([2, "1", "Authorize", {"idTag": "A"}])
     await station_side.close()
     await asyncio.sleep(0.01)
     gate.set()
@@ -538,27 +538,27 @@ async def test_cancelling_run_cancels_handlers() -> None:
     csms_side, station_side = memory_transport_pair()
     session = Stuck("CP-1", csms_side, "1.6")
     run = asyncio.create_task(session.run())
-    await Station(station_side).send([2, "1", "Authorize", {"idTag": "A"}])
+    await ScriptedStation(station_side).send([2, "1", "Authorize", {"idTag": "A"}])
     await started.wait()
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
-    assert session.closed
+    assert session.ended
 
 
 async def test_binary_frame_closes_with_1003() -> None:
     """A binary frame closes the connection with 1003 (unsupported data)."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         await station.send(b"\x00\x01")
         with pytest.raises(Exception) as caught:
             await station.recv()
         assert getattr(caught.value, "code", None) == 1003
-        assert session.closed
+        assert session.ended
 
 
 async def test_bad_frames_are_answered_and_session_survives() -> None:
     """Bad frames get their CALLERROR and a good CALL after them is still answered."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         await station.send("not json")
         assert (await station.recv())[:2] == [4, "-1"]
         await station.send([2, "x", "Foo", {}])
@@ -586,7 +586,7 @@ async def test_send_both_ways_on_21() -> None:
             return result21.Heartbeat(current_time=NOW)
 
     payload = {"id": 1, "pending": 0, "basetime": NOW, "data": [{"t": 0.5, "v": "42"}]}
-    async with running(Streams, "2.1") as (session, station):
+    async with run_session(Streams, "2.1") as (session, station):
         await station.send([6, "s1", "NotifyPeriodicEventStream", payload])
         assert await station.call("h", "Heartbeat", {}) == [3, "h", {"currentTime": NOW}]
         assert len(received) == 1
@@ -595,7 +595,7 @@ async def test_send_both_ways_on_21() -> None:
         frame = await station.recv()
         assert frame[0] == 6 and frame[2] == "NotifyPeriodicEventStream"
         assert frame[3]["data"] == [{"t": 1, "v": "x"}]
-    async with running(Csms16) as (session, _):
+    async with run_session(Csms16) as (session, _):
         with pytest.raises(UsageError):
             await session.send({"id": 1}, action="NotifyPeriodicEventStream")
 
@@ -624,7 +624,7 @@ async def test_ocpp_package_style_handlers_keep_working() -> None:
         def booted(self, charge_point_vendor: str, **kw: Any) -> None:
             seen.append(("after", charge_point_vendor))
 
-    async with running(Migrated) as (_, station):
+    async with run_session(Migrated) as (_, station):
         answer = await station.call("b", "BootNotification", BOOT16)
         assert answer == [3, "b", {"currentTime": NOW, "interval": 30, "status": "Accepted"}]
         too_long = "T" * 30  # breaks the schema, but this route skips validation
@@ -637,7 +637,7 @@ async def test_ocpp_package_style_handlers_keep_working() -> None:
 
 async def test_last_seen_and_stats_move() -> None:
     """last_seen advances with traffic; stats count frames in and out."""
-    async with running(Csms16) as (session, station):
+    async with run_session(Csms16) as (session, station):
         first = session.last_seen
         await asyncio.sleep(0.01)
         await station.call("h", "Heartbeat", {})
@@ -666,7 +666,7 @@ async def test_broken_transport_ends_the_session(caplog: pytest.LogCaptureFixtur
     transport = Broken()
     session = Csms16("CP-1", transport, "1.6")
     await asyncio.wait_for(session.run(), 1)
-    assert session.closed
+    assert session.ended
     assert transport.closed_with == (1011, "transport failure")
     assert any("transport failed" in r.getMessage() for r in caplog.records)
 
@@ -680,7 +680,7 @@ async def test_ocpp_package_errors_raised_in_handlers_keep_their_code() -> None:
         def authorize(self, request: call16.Authorize) -> Any:
             raise NotSupportedError(description="tags are not supported", details={"x": 1})
 
-    async with running(Legacy) as (_, station):
+    async with run_session(Legacy) as (_, station):
         answer = await station.call("a", "Authorize", {"idTag": "T"})
         assert answer == [4, "a", "NotSupported", "tags are not supported", {"x": 1}]
 
@@ -693,7 +693,7 @@ async def test_dict_boot_answer_sets_registration_status() -> None:
         def boot(self, request: Any) -> Any:
             return {"status": "Rejected", "currentTime": NOW, "interval": 5}
 
-    async with running(DictBoot) as (session, station):
+    async with run_session(DictBoot) as (session, station):
         answer = await station.call("b", "BootNotification", BOOT16)
         assert answer[2]["status"] == "Rejected"
         assert session.registration_status == "Rejected"
@@ -713,7 +713,7 @@ async def test_failing_send_handler_is_logged_and_21_result_errors_are_reported(
             raise RuntimeError("stream store down")
 
     payload = {"id": 1, "pending": 0, "basetime": NOW, "data": [{"t": 0, "v": "1"}]}
-    async with running(Streams, "2.1") as (session, station):
+    async with run_session(Streams, "2.1") as (session, station):
         await station.send([6, "s1", "NotifyPeriodicEventStream", payload])
         await station.send([5, "r1", "FormatViolation", "your result was bad", {}])
         assert await station.nothing_more(0.1)
@@ -777,7 +777,7 @@ async def test_handler_returning_another_actions_dataclass_is_internal_error() -
         def status(self, request: Any) -> Any:
             return result16.Heartbeat(current_time=NOW)
 
-    async with running(Confused) as (_, station):
+    async with run_session(Confused) as (_, station):
         payload = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
         answer = await station.call("s", "StatusNotification", payload)
         assert answer[:3] == [4, "s", "InternalError"]
@@ -785,7 +785,7 @@ async def test_handler_returning_another_actions_dataclass_is_internal_error() -
 
 async def test_cancelling_run_closes_the_connection() -> None:
     """Cancelling run() sends the station a 1001 close."""
-    from csms_kit import TransportClosed
+    from csms_kit.exceptions import TransportClosed
 
     csms_side, station_side = memory_transport_pair()
     run = asyncio.create_task(Csms16("CP-1", csms_side, "1.6").run())
@@ -809,7 +809,7 @@ async def test_ocpp_style_after_hook_gets_call_unique_id() -> None:
         def later(self, call_unique_id: str, **kwargs: Any) -> None:
             seen.append(call_unique_id)
 
-    async with running(Legacy) as (_, station):
+    async with run_session(Legacy) as (_, station):
         await station.call("hb-7", "Heartbeat", {})
         await asyncio.sleep(0.01)
     assert seen == ["hb-7"]
@@ -823,7 +823,7 @@ async def test_boot_gate_refuses_unhandled_actions_too() -> None:
         def boot(self, request: Any) -> Any:
             return {"status": "Accepted", "currentTime": NOW, "interval": 5}
 
-    async with running(Gated) as (_, station):
+    async with run_session(Gated) as (_, station):
         answer = await station.call("a", "Authorize", {"idTag": "T"})
         assert answer[:3] == [4, "a", "SecurityError"]
         trigger = await station.recv()
@@ -847,7 +847,7 @@ async def test_triggered_message_passes_the_gate_while_pending() -> None:
             return {}
 
     status = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
-    async with running(Pending) as (session, station):
+    async with run_session(Pending) as (session, station):
         await station.call("b", "BootNotification", BOOT16)
         assert (await station.call("s1", "StatusNotification", status))[2] == "SecurityError"
         trigger = asyncio.create_task(
@@ -875,7 +875,7 @@ async def test_queued_sends_are_bounded() -> None:
             seen.append(message.id)
 
     payload = {"pending": 0, "basetime": NOW, "data": [{"t": 0, "v": "1"}]}
-    async with running(Slow, "2.1") as (session, station):
+    async with run_session(Slow, "2.1") as (session, station):
         for n in range(40):
             await station.send([6, f"s{n}", "NotifyPeriodicEventStream", {"id": n, **payload}])
         await asyncio.sleep(0.05)
@@ -910,7 +910,65 @@ async def test_sync_handler_returning_an_awaitable_is_refused(
         def heartbeat(self, request: Any) -> Any:
             return make_awaitable()
 
-    async with running(Confused) as (_, station):
+    async with run_session(Confused) as (_, station):
         answer = await station.call("h", "Heartbeat", {})
         assert answer[:3] == [4, "h", "InternalError"]
     assert any("returned an awaitable" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("style", ["sync", "async"])
+async def test_boot_info_is_set_inside_the_boot_notification_handler(style: str) -> None:
+    """The BootNotification handler sees self.boot_info of the request it is answering."""
+    seen: list[Any] = []
+
+    def answer(session: StationSession) -> Any:
+        assert session.boot_info is not None
+        seen.append((session.boot_info.vendor, session.boot_info.serial_number))
+        seen.append(session.registration_status)  # not yet: set once answered
+        return {"status": "Accepted", "currentTime": NOW, "interval": 5}
+
+    class SyncBoot(StationSession):
+        @on("BootNotification")
+        def boot(self, request: Any) -> Any:
+            return answer(self)
+
+    class AsyncBoot(StationSession):
+        @on("BootNotification")
+        async def boot(self, request: Any) -> Any:
+            return answer(self)
+
+    session_class = SyncBoot if style == "sync" else AsyncBoot
+    async with run_session(session_class) as (session, station):
+        reply = await station.call("b", "BootNotification", BOOT16)
+        assert reply[0] == 3, reply
+        assert session.registration_status == "Accepted"
+    assert seen == [("ACME", "SN-9"), None]
+
+
+async def test_a_not_booted_refusal_is_not_logged_as_a_bad_frame(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A CALL refused by the boot gate is logged as a refusal, not as a bad frame."""
+
+    class Gated(StationSession):
+        trigger_boot = False
+
+        @on("Heartbeat")
+        def heartbeat(self, request: Any) -> Any:
+            return {"currentTime": NOW}
+
+    caplog.set_level(logging.INFO, logger="csms_kit")
+    async with run_session(Gated) as (_, station):
+        assert (await station.call("h", "Heartbeat", {}))[:3] == [4, "h", "SecurityError"]
+        assert (await station.call("x", "Heartbeat", {"bad": 1}))[:3] == [
+            4,
+            "x",
+            "SecurityError",
+        ]
+        await station.send("garbage")
+        assert (await station.recv())[:2] == [4, "-1"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "csms_kit.session"]
+    refused = [m for m in messages if "refused a CALL with SecurityError" in m]
+    bad = [m for m in messages if "answered a bad frame" in m]
+    assert len(refused) == 2
+    assert len(bad) == 1 and "SecurityError" not in bad[0]

@@ -9,39 +9,49 @@ The public API, exported here and only here::
         def heartbeat(self, request):
             ...
 
-The sans-I/O core lives in :mod:`csms_kit.protocol`; test helpers in
-:mod:`csms_kit.testing`.
+Modules for those who extend csms_kit rather than use it: :mod:`csms_kit.protocol`
+(the sans-I/O core), :mod:`csms_kit.connection` (the role-neutral connection),
+:mod:`csms_kit.admission` and :mod:`csms_kit.transport` (for a new transport),
+:mod:`csms_kit.hooks` (hook types), :mod:`csms_kit.exceptions` (the whole tree, with
+what transports raise); test helpers in :mod:`csms_kit.testing`.
 """
 
+from csms_kit.boot import BootInfo
 from csms_kit.client import StationClient, connect_station
 from csms_kit.clock import current_time
+from csms_kit.connection import SessionStats
 from csms_kit.error_codes import ErrorCode
 from csms_kit.exceptions import (
     CallError,
     CallFailed,
     CallTimeout,
     ConnectionEnded,
+    CsmsDisconnected,
     CsmsKitError,
     DuplicateConnection,
     InvalidPayload,
     InvalidResponse,
-    OcppError,
+    PeerDisconnected,
+    RemoteProtocolError,
+    RpcError,
     SessionClosed,
     StationDisconnected,
     StationNotConnected,
-    StationProtocolError,
-    TransportClosed,
     UsageError,
 )
-from csms_kit.hooks import Handshake, Hooks, Rejection
-from csms_kit.identity import InvalidIdentity
+from csms_kit.hooks import Handshake, Rejection
+from csms_kit.instruments import Instrument
 from csms_kit.limits import Limits, RateLimit
 from csms_kit.protocol.validation import Quirk, Validation, ValidationPolicy
-from csms_kit.registry import ConnectionRegistry, InMemoryRegistry, RegistryEvent
+from csms_kit.registry import (
+    ConnectionRegistry,
+    InMemoryRegistry,
+    RegistryEvent,
+    StationRecord,
+)
 from csms_kit.routing import Router, after, on
 from csms_kit.server import CsmsServer, serve
-from csms_kit.session import BootInfo, SessionStats, StationSession
-from csms_kit.transport import Transport, WebSocketTransport
+from csms_kit.session import StationSession
 from csms_kit.versions import OcppVersion
 
 __version__ = "0.1.0.dev0"
@@ -53,37 +63,36 @@ __all__ = [
     "CallTimeout",
     "ConnectionEnded",
     "ConnectionRegistry",
+    "CsmsDisconnected",
     "CsmsKitError",
     "CsmsServer",
     "DuplicateConnection",
     "ErrorCode",
     "Handshake",
-    "Hooks",
     "InMemoryRegistry",
-    "InvalidIdentity",
+    "Instrument",
     "InvalidPayload",
     "InvalidResponse",
     "Limits",
-    "OcppError",
     "OcppVersion",
+    "PeerDisconnected",
     "Quirk",
     "RateLimit",
     "RegistryEvent",
     "Rejection",
+    "RemoteProtocolError",
     "Router",
+    "RpcError",
     "SessionClosed",
     "SessionStats",
     "StationClient",
     "StationDisconnected",
     "StationNotConnected",
-    "StationProtocolError",
+    "StationRecord",
     "StationSession",
-    "Transport",
-    "TransportClosed",
     "UsageError",
     "Validation",
     "ValidationPolicy",
-    "WebSocketTransport",
     "__version__",
     "after",
     "connect_station",

@@ -1,9 +1,10 @@
 """A simple station-side client: connect to a CSMS as a charging station.
 
-The OCPP-J rules are symmetric, so the station side is a
-:class:`~csms_kit.session.StationSession` too, with the boot gate off: its
+The OCPP-J rules are symmetric, so the station side is an
+:class:`~csms_kit.connection.RpcConnection` too, without the CSMS's policy: its
 ``call()`` sends the station's requests (BootNotification, Heartbeat, ...) and its
-``@on`` handlers answer the CSMS's requests. :class:`StationClient` answers the
+``@on`` handlers answer the CSMS's requests; when the CSMS goes away, calls fail with
+:class:`~csms_kit.exceptions.CsmsDisconnected`. :class:`StationClient` answers the
 common CSMS requests with "Accepted"; subclass it to do more::
 
     async with connect_station("ws://localhost:9000", "CP-1", "2.0.1") as station:
@@ -22,19 +23,19 @@ from urllib.parse import quote
 
 import websockets
 
+from csms_kit.connection import RpcConnection
+from csms_kit.exceptions import CsmsDisconnected
 from csms_kit.routing import on
-from csms_kit.session import StationSession
-from csms_kit.transport import WebSocketTransport, read_in_small_chunks, redacting_logger
 from csms_kit.versions import OcppVersion
+from csms_kit.websocket import WebSocketTransport, read_in_small_chunks, redacting_logger
 
 __all__ = ["StationClient", "connect_station"]
 
 
-class StationClient(StationSession):
+class StationClient(RpcConnection):
     """The station side of a connection, answering common CSMS requests positively."""
 
-    boot_gate = False
-    trigger_boot = False
+    peer_disconnected = CsmsDisconnected
 
     @on("RemoteStartTransaction")
     @on("RemoteStopTransaction")
@@ -60,9 +61,9 @@ async def connect_station(
     station_id: str,
     version: OcppVersion | str = OcppVersion.V16,
     *,
-    session_class: type[StationSession] = StationClient,
+    session_class: type[RpcConnection] = StationClient,
     **options: Any,
-) -> AsyncIterator[StationSession]:
+) -> AsyncIterator[RpcConnection]:
     """Connect to ``<url>/<station_id>`` offering ``version``; yield the running session.
 
     ``options`` go to ``websockets.connect`` (e.g. ``ssl``, ``additional_headers``,

@@ -13,8 +13,13 @@ import enum
 from csms_kit.versions import OcppVersion
 
 
-class ErrorCode(enum.Enum):
-    """An OCPP-J ``errorCode``, valued by its OCPP 2.x spelling."""
+class ErrorCode(str, enum.Enum):
+    """An OCPP-J ``errorCode``, valued by its OCPP 2.x spelling.
+
+    It is a ``str``: it compares equal to, and prints as, that spelling
+    (``ErrorCode.NOT_IMPLEMENTED == "NotImplemented"``). Compare a code received
+    from a 1.6 station with :meth:`from_wire`, which knows the 1.6 spellings too.
+    """
 
     FORMAT_VIOLATION = "FormatViolation"
     GENERIC_ERROR = "GenericError"
@@ -28,6 +33,12 @@ class ErrorCode(enum.Enum):
     RPC_FRAMEWORK_ERROR = "RpcFrameworkError"
     SECURITY_ERROR = "SecurityError"
     TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
 
     def spelled_for(self, version: OcppVersion) -> str:
         """The ``errorCode`` string to put on the wire for ``version``."""

@@ -63,7 +63,7 @@ def on(action: str | enum.Enum) -> Callable[[F], F]:
     The method receives the request as the ``ocpp`` package's dataclass for the
     session's version and returns the response dataclass (or a dict of its JSON
     payload); for a 2.1 SEND it returns nothing. It may be sync or async. Raise
-    :class:`~csms_kit.exceptions.OcppError` to answer with a CALLERROR.
+    :class:`~csms_kit.exceptions.RpcError` to answer with a CALLERROR.
     """
     name = _action_name(action)
 

@@ -21,6 +21,10 @@ One endpoint serves OCPP 1.6, 2.0.1 and 2.1. For each connection the server
    ``on_connect`` and runs it; when it ends, unregisters it and calls
    ``on_disconnect``.
 
+Those decisions are :class:`~csms_kit.admission.Admission`'s, the same for any
+transport; this module is the glue to ``websockets`` (handshake, subprotocol,
+keepalive pings, compression, listening sockets).
+
 Nothing here is global: two servers in one process are independent unless they are
 given the same registry.
 """
@@ -28,14 +32,12 @@ given the same registry.
 from __future__ import annotations
 
 import asyncio
-import collections
 import http
-import inspect
 import logging
 import socket
 import ssl as ssl_module
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from websockets.asyncio.server import Server, ServerConnection
@@ -45,7 +47,8 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from csms_kit.exceptions import DuplicateConnection, UsageError
+from csms_kit.admission import Admission, SessionFactory, Ticket
+from csms_kit.exceptions import UsageError
 from csms_kit.hooks import (
     Authenticate,
     Handshake,
@@ -55,31 +58,21 @@ from csms_kit.hooks import (
     OnError,
     OnMessage,
     Rejection,
-    call_hook,
-    host_of,
     parse_basic_auth,
 )
-from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
+from csms_kit.instruments import Instruments
 from csms_kit.keepalive import Keepalive
 from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
 from csms_kit.session import StationSession
-from csms_kit.transport import WebSocketTransport, read_in_small_chunks, redacting_logger
 from csms_kit.versions import OcppVersion
+from csms_kit.websocket import WebSocketTransport, read_in_small_chunks, redacting_logger
 
-__all__ = ["CLOSE_NO_SUBPROTOCOL", "Compression", "CsmsServer", "SessionFactory", "serve"]
+__all__ = ["Compression", "CsmsServer", "serve"]
 
 logger = logging.getLogger("csms_kit.server")
 
-#: A callable building a session, called like the StationSession constructor.
-SessionFactory = Callable[..., StationSession]
 Compression = Literal["frugal", "deflate"] | ServerPerMessageDeflateFactory | None
 
-#: Close code when the station offered no OCPP version the server speaks.
-CLOSE_NO_SUBPROTOCOL = 1002
-#: Close code for a station refused as a duplicate after the handshake.
-CLOSE_POLICY_VIOLATION = 1008
-#: Close code when the session cannot be started (RFC 6455: internal error).
-CLOSE_INTERNAL_ERROR = 1011
 #: Close code for a server restart (RFC 6455 registry: Service Restart).
 CLOSE_SERVICE_RESTART = 1012
 _GOING_AWAY = 1001
@@ -116,47 +109,39 @@ def _extensions(compression: Compression) -> list[ServerPerMessageDeflateFactory
 
 
 class CsmsServer:
-    """A CSMS endpoint serving stations; build it with :func:`serve`.
+    """A CSMS endpoint on ``websockets``; build it with :func:`serve`.
+
+    Only the glue to ``websockets`` lives here: every decision about a connection
+    is the transport-neutral :class:`~csms_kit.admission.Admission`'s.
 
     Resource handling: :meth:`close` (or leaving ``async with``) stops accepting,
     lets each station's CALLs in progress be answered for up to ``grace`` seconds,
     closes every connection with 1001 (1012 with ``restart=True``) and returns when
-    every session has ended.
+    every session has ended. It closes the registry only if the server created it.
     """
 
     def __init__(
         self,
-        factories: Mapping[OcppVersion, SessionFactory],
-        preference: Sequence[OcppVersion],
+        admission: Admission,
         *,
-        registry: ConnectionRegistry,
-        hooks: Hooks,
-        path_prefix: str,
-        max_connections: int | None,
-        max_connections_per_address: int | None = None,
+        owns_registry: bool,
         keepalive: Keepalive | None = None,
         websockets_options: dict[str, Any],
     ) -> None:
-        self.factories = dict(factories)
-        self.preference = tuple(preference)
-        self.registry = registry
-        self.hooks = hooks
-        self.path_prefix = normalize_prefix(path_prefix)
-        self.max_connections = max_connections
+        self.admission = admission
+        self._owns_registry = owns_registry
         self._options = websockets_options
         self._keepalive = keepalive
         self._server: Server | None = None
-        self._sessions: set[StationSession] = set()
-        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Handshake] = (
+        self._tickets: weakref.WeakKeyDictionary[ServerConnection, Ticket] = (
             weakref.WeakKeyDictionary()
         )
         self._closing = False
-        self._close_frame = (_GOING_AWAY, "server shutting down")
-        self.max_connections_per_address = max_connections_per_address
-        self._per_address: collections.Counter[str] = collections.Counter()
-        self._releases: weakref.WeakKeyDictionary[
-            ServerConnection, weakref.finalize[[str], ServerConnection]
-        ] = weakref.WeakKeyDictionary()
+
+    @property
+    def registry(self) -> ConnectionRegistry:
+        """The registry of the stations connected here."""
+        return self.admission.registry
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -164,6 +149,7 @@ class CsmsServer:
         """Start listening. Called by ``async with``."""
         if self._server is not None:
             raise UsageError("this server has already been started")
+        self.registry.attach()
         self._server = await websockets_serve(
             self._handle,
             process_request=self._process_request,
@@ -173,7 +159,7 @@ class CsmsServer:
         )
         logger.info(
             "csms_kit serving OCPP %s on %s",
-            ", ".join(str(v) for v in self.preference),
+            ", ".join(str(v) for v in self.admission.preference),
             ", ".join(str(s.getsockname()) for s in self.sockets),
         )
 
@@ -211,16 +197,13 @@ class CsmsServer:
         self._closing = True
         if restart:
             code, reason = CLOSE_SERVICE_RESTART, "server restarting"
-        self._close_frame = (code, reason)
         self._server.close(close_connections=False)  # stop accepting; connections stay
-        done: set[StationSession] = set()
-        while pending := [s for s in self._sessions if s not in done]:
-            done.update(pending)  # a handshake may have completed meanwhile: loop
-            await asyncio.gather(*(s.shutdown(code, reason, grace) for s in pending))
+        await self.admission.close(code, reason, grace)
         await self._server.wait_closed()
         if self._keepalive is not None:
             await self._keepalive.stop()
-        await self.registry.aclose()
+        if self._owns_registry:
+            await self.registry.aclose()
         logger.info("csms_kit server closed")
 
     # -- facts ------------------------------------------------------------------------
@@ -243,58 +226,30 @@ class CsmsServer:
     @property
     def sessions(self) -> frozenset[StationSession]:
         """The sessions this server runs now."""
-        return frozenset(self._sessions)
+        return self.admission.sessions
 
-    # -- handshake --------------------------------------------------------------------
+    # -- websockets glue --------------------------------------------------------------
 
     def _select_subprotocol(
         self, connection: ServerConnection, offered: Sequence[Subprotocol]
     ) -> Subprotocol | None:
-        for version in self.preference:
-            if version.subprotocol in offered:
-                return Subprotocol(version.subprotocol)
-        return None  # handshake completes without the header; _handle closes at once
+        version = self.admission.choose_version(offered)
+        # None: the handshake completes without the header; Admission.run closes at once.
+        return None if version is None else Subprotocol(version.subprotocol)
 
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         read_in_small_chunks(connection.transport)
-        try:
-            station_id = identity_from_path(request.path, self.path_prefix)
-        except InvalidIdentity as exc:
-            status = http.HTTPStatus.NOT_FOUND if exc.wrong_path else http.HTTPStatus.BAD_REQUEST
-            return connection.respond(status, exc.reason + "\n")
-        if self._closing:
-            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
-        if self._full():
-            return self._refuse_full(connection, station_id)
-        handshake = _handshake(connection, request, station_id)
-        if self.hooks.authenticate is not None:
-            rejection = await self._authenticate(self.hooks.authenticate, handshake)
-            if rejection is not None:
-                response = connection.respond(rejection.status, rejection.body)
-                for name, value in rejection.headers:
-                    response.headers[name] = value
-                return response
-        # After authentication, so that strangers cannot probe who is online.
-        if self.registry.duplicate_policy == "reject" and await self.registry.is_connected(
-            station_id
-        ):
-            return connection.respond(http.HTTPStatus.CONFLICT, "station already connected\n")
-        if self._full():  # again: other handshakes may have been admitted while we awaited
-            return self._refuse_full(connection, station_id)
-        if self.max_connections_per_address is not None:
-            # Counted only under a limit: the bookkeeping costs objects per connection.
-            address = host_of(connection.remote_address)
-            if self._per_address[address] >= self.max_connections_per_address:
-                logger.warning("refusing %r: too many connections from %s", station_id, address)
-                return connection.respond(
-                    http.HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
-                )
-            self._per_address[address] += 1
-            # Released when the connection ends, or is collected if its handshake fails.
-            self._releases[connection] = weakref.finalize(connection, self._release, address)
-        self._handshakes[connection] = handshake
+        result = await self.admission.admit(
+            request.path, lambda station_id: _handshake(connection, request, station_id)
+        )
+        if isinstance(result, Rejection):
+            response = connection.respond(http.HTTPStatus(result.status), result.body)
+            for name, value in result.headers:
+                response.headers[name] = value
+            return response
+        self._tickets[connection] = result
         return None
 
     def _process_response(
@@ -302,104 +257,23 @@ class CsmsServer:
     ) -> None:
         if response.status_code != http.HTTPStatus.SWITCHING_PROTOCOLS:
             # websockets refused a request we had admitted (not an upgrade, a bad
-            # header...): free its slot now, not when the connection is collected.
-            self._handshakes.pop(connection, None)
-            release = self._releases.pop(connection, None)
-            if release is not None:
-                release()
-
-    def _release(self, address: str) -> None:
-        self._per_address[address] -= 1
-        if self._per_address[address] <= 0:
-            del self._per_address[address]
-
-    def _full(self) -> bool:
-        # Admitted handshakes count too: their sessions are about to start.
-        admitted = len(self._sessions) + len(self._handshakes)
-        return self.max_connections is not None and admitted >= self.max_connections
-
-    def _refuse_full(self, connection: ServerConnection, station_id: str) -> Response:
-        logger.warning("refusing %r: %s connections", station_id, self.max_connections)
-        return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
-
-    async def _authenticate(self, hook: Authenticate, handshake: Handshake) -> Rejection | None:
-        try:
-            result = hook(handshake)
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception:
-            logger.exception("authenticate hook failed for %r", handshake.station_id)
-            return Rejection(500, "authentication failed\n")
-        if result is not None and not isinstance(result, Rejection):
-            logger.error(
-                "authenticate hook returned %r; it must return None or a Rejection",
-                type(result).__name__,
-            )
-            return Rejection(500, "authentication failed\n")
-        return result
-
-    # -- connections ------------------------------------------------------------------
+            # header...): free its place now, not when the connection is collected.
+            ticket = self._tickets.pop(connection, None)
+            if ticket is not None:
+                self.admission.release(ticket)
 
     async def _handle(self, connection: ServerConnection) -> None:
-        handshake = self._handshakes.pop(connection)
-        release = self._releases.pop(connection, None)
+        ticket = self._tickets.pop(connection)
         if self._keepalive is not None:
             self._keepalive.add(connection)
         try:
-            await self._run(connection, handshake)
+            version = None
+            if connection.subprotocol is not None:
+                version = OcppVersion.parse(connection.subprotocol)
+            await self.admission.run(ticket, WebSocketTransport(connection), version)
         finally:
             if self._keepalive is not None:
                 self._keepalive.discard(connection)
-            if release is not None:
-                release()
-
-    async def _run(self, connection: ServerConnection, handshake: Handshake) -> None:
-        station_id = handshake.station_id
-        if self._closing:
-            await connection.close(*self._close_frame)
-            return
-        if connection.subprotocol is None:
-            offered = ", ".join(handshake.subprotocols) or "none"
-            logger.info("station %r offered no OCPP version we speak (%s)", station_id, offered)
-            await connection.close(
-                CLOSE_NO_SUBPROTOCOL,
-                "no common OCPP version; offer "
-                + ", ".join(v.subprotocol for v in self.preference),
-            )
-            return
-        version = OcppVersion.parse(connection.subprotocol)
-        try:
-            session = self.factories[version](
-                station_id,
-                WebSocketTransport(connection),
-                version,
-                remote_address=connection.remote_address,
-                handshake=handshake,
-                registry=self.registry,
-                hooks=self.hooks,
-            )
-            await self.registry.register(session)
-        except DuplicateConnection:
-            logger.info("station %r is already connected; refusing the new one", station_id)
-            await connection.close(CLOSE_POLICY_VIOLATION, "station already connected")
-            return
-        except Exception as exc:
-            logger.exception("could not start a session for station %r", station_id)
-            await self.hooks.report_error(None, exc)
-            await connection.close(CLOSE_INTERNAL_ERROR, "internal error")
-            return
-        self._sessions.add(session)
-        try:
-            if self.hooks.on_connect is not None:
-                await call_hook(self.hooks.on_connect, session)
-            await session.run()
-        finally:
-            self._sessions.discard(session)
-            await self.registry.unregister(session)
-            if self.hooks.on_disconnect is not None:
-                await call_hook(
-                    self.hooks.on_disconnect, session, session.close_code, session.close_reason
-                )
 
 
 def _handshake(connection: ServerConnection, request: Request, station_id: str) -> Handshake:
@@ -447,6 +321,7 @@ def serve(
     on_disconnect: OnDisconnect | None = None,
     on_message: OnMessage | None = None,
     on_error: OnError | None = None,
+    instruments: Iterable[Any] = (),
     max_connections: int | None = None,
     max_connections_per_address: int | None = None,
     max_message_size: int = 256 * 1024,
@@ -466,8 +341,10 @@ def serve(
     processes share a port; ``ssl`` serves ``wss://``. ``path_prefix`` is the part of
     the URL before the identity (``"/ocpp"`` serves ``/ocpp/<identity>``).
 
-    ``registry`` defaults to a new :class:`~csms_kit.registry.InMemoryRegistry`.
-    The hooks are described in :mod:`csms_kit.hooks`.
+    ``registry`` defaults to a new :class:`~csms_kit.registry.InMemoryRegistry`,
+    which the server closes when it closes; a registry given here is the
+    application's, and stays open. The hooks are described in :mod:`csms_kit.hooks`;
+    ``instruments`` (metrics, tracing) in :mod:`csms_kit.instruments`.
 
     Limits: ``max_connections`` (HTTP 503 past it), ``max_connections_per_address``
     (HTTP 429 past it; off by default, since many stations may share one address
@@ -512,14 +389,19 @@ def serve(
     }
     if reuse_port:
         options["reuse_port"] = True
-    return CsmsServer(
+    admission = Admission(
         factories,
         preference,
         registry=registry if registry is not None else InMemoryRegistry(),
         hooks=Hooks(authenticate, on_connect, on_disconnect, on_message, on_error),
+        instruments=Instruments(instruments),
         path_prefix=path_prefix,
         max_connections=max_connections,
         max_connections_per_address=max_connections_per_address,
+    )
+    return CsmsServer(
+        admission,
+        owns_registry=registry is None,
         keepalive=None if ping_interval is None else Keepalive(ping_interval, ping_timeout),
         websockets_options=options,
     )

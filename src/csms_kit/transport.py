@@ -1,27 +1,18 @@
-"""What a :class:`~csms_kit.session.StationSession` needs from a connection.
+"""What a connection (:class:`~csms_kit.connection.RpcConnection`) needs from a transport.
 
-Any object with the three coroutine methods of :class:`Transport` will do; the
-session never touches the socket itself. :class:`WebSocketTransport` adapts a
-``websockets`` connection; :func:`csms_kit.testing.memory_transport_pair` gives an
-in-memory pair for tests.
+Any object with the three coroutine methods of :class:`Transport` will do; a
+connection never touches the socket itself, and this module imports no I/O library.
+:class:`~csms_kit.websocket.WebSocketTransport` adapts a ``websockets`` connection;
+:func:`csms_kit.testing.memory_transport_pair` gives an in-memory pair for tests. A
+new transport (ASGI, say) implements :class:`Transport` and hands it, with a ticket
+from :class:`~csms_kit.admission.Admission`, to ``Admission.run``.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from websockets.asyncio.connection import Connection
-from websockets.exceptions import ConnectionClosed
-
-from csms_kit.exceptions import TransportClosed
-
-__all__ = ["Transport", "WebSocketTransport", "read_in_small_chunks", "redacting_logger"]
-
-#: Close code for an abnormal closure: no close frame was received.
-ABNORMAL_CLOSURE = 1006
-#: Bytes asked of a plain socket per read; see :func:`read_in_small_chunks`.
-READ_SIZE = 64 * 1024
+__all__ = ["Transport"]
 
 
 @runtime_checkable
@@ -29,7 +20,8 @@ class Transport(Protocol):
     """A message-oriented, bidirectional connection to one station.
 
     Error handling: once the connection has ended, ``recv`` and ``send`` raise
-    :class:`~csms_kit.exceptions.TransportClosed`; ``close`` never raises.
+    :class:`~csms_kit.exceptions.TransportClosed` with the close frame's code and
+    reason (1006 when none came); ``close`` never raises.
     """
 
     async def recv(self) -> str | bytes:
@@ -43,71 +35,3 @@ class Transport(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection with a close frame ``code``/``reason``."""
         ...
-
-
-class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets logs every handshake header at DEBUG: hide the credentials."""
-
-    _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in self._SECRET_HEADERS:
-            args = (args[0], "[redacted]")
-        super().log(level, msg, *args, **kwargs)
-
-
-def read_in_small_chunks(transport: Any) -> None:
-    """Make an asyncio socket transport read at most :data:`READ_SIZE` bytes at a time.
-
-    asyncio's selector transports ``recv(256 KiB)`` and shrink the result. Above
-    glibc's mmap threshold, that buffer can cost an ``mmap``, two page faults and a
-    ``munmap`` per frame, depending on the heap's layout; OCPP frames are small, and
-    a 64 KiB buffer stays on the heap. Transports without the attribute (TLS, uvloop)
-    are left alone.
-    """
-    size = getattr(transport, "max_size", None)
-    if type(size) is int and size > READ_SIZE:
-        transport.max_size = READ_SIZE
-
-
-def redacting_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]
-    """A logger for websockets that never writes credentials from the handshake."""
-    return _RedactingLogger(logging.getLogger(name), {})
-
-
-def _closed(exc: ConnectionClosed) -> TransportClosed:
-    # The close frame received says why the station left; without one, the frame we
-    # sent (e.g. 1009 message too big, 1011 ping timeout) says why we ended it.
-    frame = exc.rcvd if exc.rcvd is not None else exc.sent
-    if frame is None:
-        return TransportClosed(ABNORMAL_CLOSURE, "")
-    return TransportClosed(frame.code, frame.reason)
-
-
-class WebSocketTransport:
-    """:class:`Transport` over a ``websockets`` (asyncio API) connection."""
-
-    __slots__ = ("connection",)
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-
-    async def recv(self) -> str | bytes:
-        try:
-            return await self.connection.recv()
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
-
-    async def send(self, message: str) -> None:
-        try:
-            await self.connection.send(message)
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self.connection.close(code, reason)
-
-    @property
-    def remote_address(self) -> Any:
-        """The peer's address as the socket reports it."""
-        return self.connection.remote_address

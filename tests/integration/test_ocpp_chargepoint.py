@@ -19,7 +19,11 @@ from ocpp.v201 import call_result as result201
 from ocpp.v201 import datatypes as types201
 from websockets.asyncio.server import ServerConnection, serve
 
-from csms_kit import StationSession, WebSocketTransport, on
+from csms_kit import (
+    StationSession,
+    on,
+)
+from csms_kit.websocket import WebSocketTransport
 
 NOW = "2026-11-27T10:00:00Z"
 
@@ -179,7 +183,7 @@ async def test_ocpp16_chargepoint_full_flow() -> None:
         assert isinstance(answer, result16.RemoteStartTransaction)
         assert answer.status == "Accepted"
     await asyncio.sleep(0.05)
-    assert session.closed
+    assert session.ended
 
 
 async def test_ocpp201_chargepoint_full_flow() -> None:

@@ -44,9 +44,9 @@ from csms_kit import (
     on,
     serve,
 )
+from csms_kit.admission import CLOSE_POLICY_VIOLATION
 from csms_kit.demo.csms import DemoCsms
 from csms_kit.registry import REPLACED_CODE, REPLACED_REASON
-from csms_kit.server import CLOSE_POLICY_VIOLATION
 from tests.helpers import wait_until
 
 DEADLINE = 15.0
@@ -171,11 +171,11 @@ async def test_racing_duplicates_with_replace_leave_exactly_the_last() -> None:
                 )
                 winner = watch.connected[-1]  # the last to register
                 assert winner.station_id == station_id
-                assert registry.get(station_id) is winner and not winner.closed
+                assert registry.get(station_id) is winner and not winner.ended
                 assert server.sessions == frozenset({winner})
                 assert await registry.count() == 1
                 assert await registry.station_ids() == [station_id]
-                assert all(s.closed for s in watch.connected[before:-1])
+                assert all(s.ended for s in watch.connected[before:-1])
                 assert all(s.station_id != station_id for s in watch.disconnected)
 
                 by_port = {port_of(c): c for c in clients}
@@ -226,7 +226,7 @@ async def test_racing_duplicates_with_reject_accept_exactly_one() -> None:
                     assert refused_by_http == [] and len(losers) == RACERS - 1
                 await eventually(lambda: len(server.sessions) == 1, "one session runs")
                 assert watch.connected[before:] == [winner]
-                assert server.sessions == frozenset({winner}) and not winner.closed
+                assert server.sessions == frozenset({winner}) and not winner.ended
                 assert winner_client.state is State.OPEN
                 assert await registry.count() == 1
             finally:
@@ -284,7 +284,7 @@ async def drop_while_handling(url: str, registry: InMemoryRegistry, station_id: 
     old = registry.get(station_id)
     assert old is not None
     await connection.close()
-    await eventually(lambda: old.closed, "the session saw the connection end")
+    await eventually(lambda: old.ended, "the session saw the connection end")
     assert "handled" not in old.state  # its handler is still running
     return old
 
@@ -436,7 +436,7 @@ async def test_520_stations_connecting_and_dropping_leave_the_registry_exact() -
             assert set(registry) == expected
             for station_id, connection in churn.current.items():
                 session = registry.get(station_id)
-                assert session is not None and not session.closed
+                assert session is not None and not session.ended
                 assert session.remote_address[1] == port_of(connection)
                 assert session in server.sessions
                 assert connection.state is State.OPEN
@@ -458,7 +458,7 @@ async def test_520_stations_connecting_and_dropping_leave_the_registry_exact() -
         assert await registry.count() == 0
         assert watch.live == {} and watch.errors == []
         assert len({id(s) for s in watch.disconnected}) == len(watch.disconnected)
-        assert all(s.closed for s in watch.connected)
+        assert all(s.ended for s in watch.connected)
 
 
 # -- (3) registry calls from outside any handler ----------------------------------------

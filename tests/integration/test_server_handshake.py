@@ -31,11 +31,10 @@ from csms_kit import (
     OcppVersion,
     Rejection,
     StationSession,
-    WebSocketTransport,
     on,
     serve,
 )
-from csms_kit.transport import READ_SIZE, read_in_small_chunks
+from csms_kit.websocket import READ_SIZE, WebSocketTransport, read_in_small_chunks
 from tests.helpers import wait_until
 
 HOST = "127.0.0.1"

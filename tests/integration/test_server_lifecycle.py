@@ -1,7 +1,7 @@
 """The server's sessions over real loopback WebSockets: hooks, boot gate, shutdown, registry.
 
-Stations are played by ``websockets`` clients sending hand-written OCPP-J frames, or
-by csms_kit's own :class:`~csms_kit.client.StationClient`.
+Stations are played by scripted stations (:mod:`csms_kit.testing`) sending hand-written
+OCPP-J frames, or by csms_kit's own :class:`~csms_kit.client.StationClient`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,8 +19,7 @@ from ocpp.v16 import call_result as result16
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201 import datatypes as types201
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from csms_kit import (
@@ -34,6 +33,7 @@ from csms_kit import (
     on,
     serve,
 )
+from csms_kit.testing import ScriptedStation, connect_scripted
 from tests.helpers import wait_until
 
 HOST = "127.0.0.1"
@@ -50,61 +50,13 @@ def start(sessions: Any, **options: Any) -> CsmsServer:
     return serve(sessions, HOST, 0, **options)
 
 
-class Peer:
-    """A hand-driven station: sends and receives raw OCPP-J frames."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        #: Every text frame sent and received, in order, as ("in"/"out", text) from
-        #: the CSMS's point of view.
-        self.wire: list[tuple[str, str]] = []
-
-    async def send(self, frame: Any) -> None:
-        text = frame if isinstance(frame, str) else json.dumps(frame)
-        self.wire.append(("in", text))
-        await self.ws.send(text)
-
-    async def recv(self, timeout: float = TIMEOUT) -> list[Any]:
-        text = await asyncio.wait_for(self.ws.recv(), timeout)
-        assert isinstance(text, str)
-        self.wire.append(("out", text))
-        frame = json.loads(text)
-        assert isinstance(frame, list)
-        return frame
-
-    async def call(self, message_id: str, action: str, payload: dict[str, Any]) -> list[Any]:
-        await self.send([2, message_id, action, payload])
-        return await self.recv()
-
-    async def nothing_more(self, wait: float = 0.1) -> bool:
-        """True if no frame arrives within ``wait`` seconds."""
-        try:
-            await asyncio.wait_for(self.ws.recv(), wait)
-        except (asyncio.TimeoutError, ConnectionClosed):
-            return True
-        return False
-
-    async def closed_with(self) -> tuple[int, str]:
-        """Wait for the server's close frame; return its (code, reason)."""
-        with pytest.raises(ConnectionClosed) as closed:
-            await self.recv()
-        frame = closed.value.rcvd
-        assert frame is not None, "the server sent no close frame"
-        return frame.code, frame.reason
-
-
-@contextlib.asynccontextmanager
-async def station(
+def station(
     server: CsmsServer, station_id: str = "CP-1", version: str = "ocpp1.6"
-) -> AsyncIterator[Peer]:
-    async with connect(
-        f"ws://{HOST}:{server.port}/{station_id}",
-        subprotocols=[Subprotocol(version)],
-        ping_interval=None,
-        close_timeout=1,
-        open_timeout=TIMEOUT,
-    ) as ws:
-        yield Peer(ws)
+) -> contextlib.AbstractAsyncContextManager[ScriptedStation]:
+    """A scripted station connected to ``server`` as ``station_id``, offering ``version``."""
+    return connect_scripted(
+        f"ws://{HOST}:{server.port}", station_id, version, timeout=TIMEOUT, open_timeout=TIMEOUT
+    )
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
@@ -168,7 +120,7 @@ async def test_on_connect_and_on_disconnect_with_station_close_frame(asynchronou
             assert await peer.call("1", "Heartbeat", {}) == [3, "1", HEARTBEAT_ANSWER]
             session = server.registry.local_session("CP-1")
             assert session is not None
-            await peer.ws.close(4000, "going to sleep")
+            await peer.close(4000, "going to sleep")
         await eventually(lambda: len(events) == 4)
         assert events == [
             ("connect", session),
@@ -176,7 +128,7 @@ async def test_on_connect_and_on_disconnect_with_station_close_frame(asynchronou
             ("message", session, "out"),
             ("disconnect", session, 4000, "going to sleep"),
         ]
-        assert session.closed
+        assert session.ended
         assert not await server.registry.is_connected("CP-1")
 
 
@@ -235,7 +187,7 @@ async def test_binary_frame_closes_with_1003_and_is_seen_by_on_message() -> None
         on_disconnect=lambda s, code, reason: disconnected.append(code),
     ) as server:
         async with station(server) as peer:
-            await peer.ws.send(b'[2,"1","Heartbeat",{}]')
+            await peer.send(b'[2,"1","Heartbeat",{}]')
             assert (await peer.closed_with())[0] == 1003
         await eventually(lambda: bool(disconnected))
         assert seen == [("in", b'[2,"1","Heartbeat",{}]')]
@@ -248,7 +200,7 @@ async def test_on_disconnect_without_close_frame_gets_1006() -> None:
     async with start(Csms, on_disconnect=lambda s, c, r: disconnected.append((c, r))) as server:
         async with station(server) as peer:
             assert await peer.call("1", "Heartbeat", {}) == [3, "1", HEARTBEAT_ANSWER]
-            peer.ws.transport.abort()
+            peer.connection.transport.abort()
         await eventually(lambda: bool(disconnected))
         assert disconnected == [(1006, "")]
         assert not await server.registry.is_connected("CP-1")
@@ -333,7 +285,7 @@ class Gated(StationSession):
         return HEARTBEAT_ANSWER
 
 
-async def collect(peer: Peer, count: int) -> list[list[Any]]:
+async def collect(peer: ScriptedStation, count: int) -> list[list[Any]]:
     """The next ``count`` frames, whatever their order."""
     return [await peer.recv() for _ in range(count)]
 
@@ -619,7 +571,7 @@ async def test_leaving_async_with_closes() -> None:
         ws = await connect(
             f"ws://{HOST}:{port}/CP-1", subprotocols=[Subprotocol("ocpp1.6")], ping_interval=None
         )
-        peer = Peer(ws)
+        peer = ScriptedStation(ws, timeout=TIMEOUT)
         try:
             assert await peer.call("1", "Heartbeat", {}) == [3, "1", HEARTBEAT_ANSWER]
         except BaseException:

@@ -16,8 +16,9 @@ from ocpp.v21 import call as call21
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
+from csms_kit import Quirk, Validation, ValidationPolicy
 from csms_kit.error_codes import ErrorCode
-from csms_kit.exceptions import InvalidPayload, OcppError, UsageError
+from csms_kit.exceptions import InvalidPayload, RpcError, UsageError
 from csms_kit.protocol import (
     Dropped,
     Endpoint,
@@ -26,12 +27,9 @@ from csms_kit.protocol import (
     IncomingResult,
     IncomingResultError,
     IncomingSend,
-    InvalidAnswer,
     OutgoingCall,
-    Quirk,
     Reply,
-    Validation,
-    ValidationPolicy,
+    UnusableAnswer,
 )
 from csms_kit.protocol.extra_types import NotifyPeriodicEventStream, StreamDataElementType
 from csms_kit.protocol.schemas import call_actions, known_actions
@@ -403,7 +401,7 @@ def test_too_many_calls_in_progress(version: OcppVersion, check_reply: CheckRepl
         "c3",
         spelled(ErrorCode.RPC_FRAMEWORK_ERROR, version),
     )
-    ep.error_for(calls[0], OcppError(ErrorCode.INTERNAL_ERROR))
+    ep.error_for(calls[0], RpcError(ErrorCode.INTERNAL_ERROR))
     incoming(ep, "c3", "Heartbeat", {})
     check_reply(
         ep.receive(frame(2, "c4", "Heartbeat", {})),
@@ -422,7 +420,7 @@ def test_answering_or_forgetting_frees_the_id(version: OcppVersion, finish: str)
     if finish == "result":
         ep.result_for(call, {"currentTime": NOW})
     elif finish == "error":
-        ep.error_for(call, OcppError(ErrorCode.GENERIC_ERROR, "no"))
+        ep.error_for(call, RpcError(ErrorCode.GENERIC_ERROR, "no"))
     else:
         ep.forget(call)
     incoming(ep, "m1", "Heartbeat", {})
@@ -467,7 +465,7 @@ def test_result_for_with_invalid_response_raises_in_enforce_mode(version: OcppVe
     assert info.value.code is ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
     assert info.value.action == "BootNotification"
     assert isinstance(ep.receive(frame(2, "m1", "Heartbeat", {})), Reply)  # still in progress
-    text = ep.error_for(call, OcppError(ErrorCode.INTERNAL_ERROR, "handler failed"))
+    text = ep.error_for(call, RpcError(ErrorCode.INTERNAL_ERROR, "handler failed"))
     check_callerror_text(text, "m1", "InternalError")
     incoming(ep, "m1", "Heartbeat", {})
 
@@ -529,7 +527,7 @@ def test_error_for_writes_callerror(version: OcppVersion) -> None:
     """error_for writes the code spelled for the version, description cut, details kept."""
     ep = endpoint(version)
     call = incoming(ep, "m1", "Heartbeat", {})
-    error = OcppError(ErrorCode.FORMAT_VIOLATION, "x" * 1000, {"field": "idTag"})
+    error = RpcError(ErrorCode.FORMAT_VIOLATION, "x" * 1000, {"field": "idTag"})
     parsed = json.loads(ep.error_for(call, error))
     assert parsed[:3] == [4, "m1", ErrorCode.FORMAT_VIOLATION.spelled_for(version)]
     assert len(parsed[3]) <= 255
@@ -600,7 +598,7 @@ def test_prepare_call_of_invalid_request_is_invalid_payload(version: OcppVersion
     with pytest.raises(InvalidPayload) as info:
         ep.prepare_call({"type": "Sideways"}, action="Reset")
     assert info.value.code is ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
-    assert ep.awaiting is None
+    assert ep.outstanding is None
 
 
 def test_prepare_call_in_off_mode_does_not_validate() -> None:
@@ -619,7 +617,7 @@ def test_call_sent_twice_without_answer_is_usage_error(version: OcppVersion) -> 
     second = ep.prepare_call(request)
     with pytest.raises(UsageError):
         ep.call_sent(second)
-    assert ep.awaiting == first.message_id
+    assert ep.outstanding is first
 
 
 @pytest.mark.parametrize("version", ALL)
@@ -627,7 +625,7 @@ def test_matching_callresult_gives_typed_response(version: OcppVersion) -> None:
     """The CALLRESULT to our outstanding CALL becomes IncomingResult with the typed response."""
     ep = endpoint(version)
     call = outstanding(ep)
-    assert ep.awaiting == call.message_id
+    assert ep.outstanding is call
     event = ep.receive(frame(3, call.message_id, {"status": "Accepted"}))
     assert isinstance(event, IncomingResult)
     assert (event.message_id, event.action) == (call.message_id, "Reset")
@@ -635,7 +633,7 @@ def test_matching_callresult_gives_typed_response(version: OcppVersion) -> None:
     assert type(event.response).__module__ == f"ocpp.{version.package}.call_result"
     assert event.response.status == "Accepted"
     assert event.payload == {"status": "Accepted"}
-    assert ep.awaiting is None
+    assert ep.outstanding is None
     # A second answer with the same id is now unsolicited.
     assert isinstance(ep.receive(frame(3, call.message_id, {"status": "Accepted"})), Dropped)
 
@@ -649,7 +647,7 @@ def test_unmatched_callresult_is_dropped(version: OcppVersion) -> None:
     event = ep.receive(frame(3, "other", {"status": "Accepted"}))
     assert isinstance(event, Dropped)
     assert event.message_id == "other"
-    assert ep.awaiting == call.message_id
+    assert ep.outstanding is call
 
 
 @pytest.mark.parametrize("version", ALL)
@@ -657,8 +655,8 @@ def test_late_answer_after_abandon_is_dropped(version: OcppVersion) -> None:
     """After abandon_call, the answer that finally arrives is dropped."""
     ep = endpoint(version)
     call = outstanding(ep)
-    ep.abandon_call(call.message_id)
-    assert ep.awaiting is None
+    ep.abandon_call(call)
+    assert ep.outstanding is None
     assert isinstance(ep.receive(frame(3, call.message_id, {"status": "Accepted"})), Dropped)
     assert isinstance(ep.receive(frame(4, call.message_id, "GenericError", "", {})), Dropped)
 
@@ -667,8 +665,8 @@ def test_abandon_of_another_id_keeps_waiting() -> None:
     """abandon_call of an id that is not outstanding changes nothing."""
     ep = endpoint(V16)
     call = outstanding(ep)
-    ep.abandon_call("not-this-one")
-    assert ep.awaiting == call.message_id
+    ep.abandon_call(OutgoingCall("not-this-one", "Reset", ""))
+    assert ep.outstanding is call
 
 
 @pytest.mark.parametrize("version", ALL)
@@ -685,7 +683,7 @@ def test_callerror_gives_incoming_error(version: OcppVersion) -> None:
         "why",
         {"a": 1},
     )
-    assert ep.awaiting is None
+    assert ep.outstanding is None
     assert isinstance(ep.receive(frame(4, call.message_id, "GenericError", "", {})), Dropped)
 
 
@@ -702,13 +700,13 @@ def test_callerror_gives_incoming_error(version: OcppVersion) -> None:
 def test_invalid_callresult_gives_invalid_answer(
     version: OcppVersion, has_reply: bool, payload: dict[str, Any], code: ErrorCode
 ) -> None:
-    """An invalid CALLRESULT becomes InvalidAnswer; only 2.1 answers it (CALLRESULTERROR)."""
+    """An invalid CALLRESULT becomes UnusableAnswer; only 2.1 answers it (CALLRESULTERROR)."""
     ep = endpoint(version)
     call = outstanding(ep)
     event = ep.receive(frame(3, call.message_id, payload))
-    assert isinstance(event, InvalidAnswer)
+    assert isinstance(event, UnusableAnswer)
     assert (event.message_id, event.action, event.code) == (call.message_id, "Reset", code)
-    assert ep.awaiting is None
+    assert ep.outstanding is None
     if has_reply:
         assert event.reply is not None
         check_callerror_text(event.reply, call.message_id, code.value, message_type=5)
@@ -729,13 +727,13 @@ def test_invalid_callresult_gives_invalid_answer(
 def test_malformed_callresult_for_outstanding_id_is_invalid_answer(
     version: OcppVersion, shape: str
 ) -> None:
-    """A malformed CALLRESULT carrying the outstanding id ends that CALL as InvalidAnswer."""
+    """A malformed CALLRESULT carrying the outstanding id ends that CALL as UnusableAnswer."""
     ep = endpoint(version)
     call = outstanding(ep)
     event = ep.receive(shape.format(id=call.message_id))
-    assert isinstance(event, InvalidAnswer)
+    assert isinstance(event, UnusableAnswer)
     assert event.message_id == call.message_id
-    assert ep.awaiting is None
+    assert ep.outstanding is None
 
 
 @pytest.mark.parametrize("version", ALL)
@@ -745,19 +743,19 @@ def test_malformed_callresult_for_another_id_is_dropped(version: OcppVersion) ->
     call = outstanding(ep)
     assert isinstance(ep.receive('[3, "other"]'), Dropped)
     assert isinstance(ep.receive("[3, 5, {}]"), Dropped)
-    assert ep.awaiting == call.message_id
+    assert ep.outstanding is call
 
 
 @pytest.mark.parametrize("version", ALL)
 def test_malformed_callerror_for_outstanding_id_is_invalid_answer(version: OcppVersion) -> None:
-    """A malformed CALLERROR for the outstanding CALL is InvalidAnswer, never answered.
+    """A malformed CALLERROR for the outstanding CALL is UnusableAnswer, never answered.
 
     A CALLRESULTERROR is an error about a CALLRESULT; a CALLERROR gets no answer.
     """
     ep = endpoint(version)
     call = outstanding(ep)
     event = ep.receive(frame(4, call.message_id, 1, "d", {}))
-    assert isinstance(event, InvalidAnswer)
+    assert isinstance(event, UnusableAnswer)
     assert event.message_id == call.message_id
     assert event.reply is None
 
@@ -812,7 +810,7 @@ def test_send_while_call_outstanding_leaves_the_call_waiting() -> None:
     assert isinstance(
         ep.receive(frame(6, "s1", "NotifyPeriodicEventStream", STREAM)), IncomingSend
     )
-    assert ep.awaiting == call.message_id
+    assert ep.outstanding is call
 
 
 def test_prepare_send_on_21() -> None:
@@ -1044,7 +1042,7 @@ def test_error_for_with_details_json_cannot_carry_still_answers(version: OcppVer
     """
     ep = endpoint(version)
     call = incoming(ep, "m1", "Heartbeat", {})
-    error = OcppError(ErrorCode.INTERNAL_ERROR, "handler failed", {"when": WHEN})
+    error = RpcError(ErrorCode.INTERNAL_ERROR, "handler failed", {"when": WHEN})
     try:
         text = ep.error_for(call, error)
     except UsageError:

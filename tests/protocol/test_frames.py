@@ -8,6 +8,13 @@ import pytest
 
 from csms_kit.error_codes import ErrorCode
 from csms_kit.protocol import frames
+from csms_kit.protocol.events import (
+    IncomingCall,
+    IncomingError,
+    IncomingResult,
+    IncomingResultError,
+    IncomingSend,
+)
 from csms_kit.protocol.frames import BadFrame, MessageType
 from csms_kit.versions import OcppVersion
 
@@ -30,40 +37,40 @@ def bad(text: str, version: OcppVersion) -> BadFrame:
 def test_parse_call(version: OcppVersion) -> None:
     """[2, id, action, {}] parses to a Call."""
     frame = frames.parse('[2, "m-1", "Heartbeat", {"a": [1]}]', version)
-    assert frame == frames.Call("m-1", "Heartbeat", {"a": [1]})
+    assert frame == IncomingCall("m-1", "Heartbeat", {"a": [1]})
 
 
 @pytest.mark.parametrize("version", ALL)
 def test_parse_call_result(version: OcppVersion) -> None:
     """[3, id, {}] parses to a CallResult."""
     frame = frames.parse('[3, "m-1", {"currentTime": "x"}]', version)
-    assert frame == frames.CallResult("m-1", {"currentTime": "x"})
+    assert frame == IncomingResult("m-1", {"currentTime": "x"})
 
 
 @pytest.mark.parametrize("version", ALL)
 def test_parse_call_error(version: OcppVersion) -> None:
     """[4, id, code, description, {}] parses to a CallError with the raw code."""
     frame = frames.parse('[4, "m-1", "NoSuchCode", "it broke", {"k": 1}]', version)
-    assert frame == frames.CallError("m-1", "NoSuchCode", "it broke", {"k": 1})
+    assert frame == IncomingError("m-1", "NoSuchCode", "it broke", {"k": 1})
 
 
 def test_parse_call_result_error_on_21() -> None:
     """OCPP 2.1 parses [5, id, code, description, {}] to a CallResultError."""
     frame = frames.parse('[5, "m-1", "FormatViolation", "bad", {}]', V21)
-    assert frame == frames.CallResultError("m-1", "FormatViolation", "bad", {})
+    assert frame == IncomingResultError("m-1", "FormatViolation", "bad", {})
 
 
 def test_parse_send_on_21() -> None:
     """OCPP 2.1 parses [6, id, action, {}] to a Send."""
     frame = frames.parse('[6, "m-1", "NotifyPeriodicEventStream", {}]', V21)
-    assert frame == frames.Send("m-1", "NotifyPeriodicEventStream", {})
+    assert frame == IncomingSend("m-1", "NotifyPeriodicEventStream", {})
 
 
 @pytest.mark.parametrize("version", ALL)
 def test_id_of_exactly_36_characters_is_accepted(version: OcppVersion) -> None:
     """A messageId of 36 characters is within the limit."""
     frame = frames.parse(json.dumps([2, ID36, "Heartbeat", {}]), version)
-    assert isinstance(frame, frames.Call)
+    assert isinstance(frame, IncomingCall)
     assert frame.message_id == ID36
 
 
@@ -72,7 +79,7 @@ def test_non_ascii_id_and_payload_are_accepted(version: OcppVersion) -> None:
     """Non-ASCII text, including astral characters, is fine in ids and payloads."""
     text = json.dumps([2, "é-\U0001f600", "DataTransfer", {"data": "Grüße"}], ensure_ascii=False)
     frame = frames.parse(text, version)
-    assert frame == frames.Call("é-\U0001f600", "DataTransfer", {"data": "Grüße"})
+    assert frame == IncomingCall("é-\U0001f600", "DataTransfer", {"data": "Grüße"})
 
 
 def test_message_type_enum_values() -> None:
@@ -298,9 +305,9 @@ def test_serialized_frames_parse_back(version: OcppVersion) -> None:
     call = frames.serialize_call("c", "Heartbeat", {"a": 1})
     result = frames.serialize_result("r", {"b": [1, 2]})
     error = frames.serialize_error("e", ErrorCode.GENERIC_ERROR, "x", None, version)
-    assert frames.parse(call, version) == frames.Call("c", "Heartbeat", {"a": 1})
-    assert frames.parse(result, version) == frames.CallResult("r", {"b": [1, 2]})
-    assert frames.parse(error, version) == frames.CallError("e", "GenericError", "x", {})
+    assert frames.parse(call, version) == IncomingCall("c", "Heartbeat", {"a": 1})
+    assert frames.parse(result, version) == IncomingResult("r", {"b": [1, 2]})
+    assert frames.parse(error, version) == IncomingError("e", "GenericError", "x", {})
     assert " " not in call + result + error
 
 
@@ -308,7 +315,7 @@ def test_serialize_send_is_type_6() -> None:
     """serialize_send writes [6, id, action, payload]."""
     text = frames.serialize_send("s", "NotifyPeriodicEventStream", {"id": 1})
     assert json.loads(text) == [6, "s", "NotifyPeriodicEventStream", {"id": 1}]
-    assert frames.parse(text, V21) == frames.Send("s", "NotifyPeriodicEventStream", {"id": 1})
+    assert frames.parse(text, V21) == IncomingSend("s", "NotifyPeriodicEventStream", {"id": 1})
 
 
 def test_bad_frame_default_answer_follows_message_type() -> None:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csms_kit.error_codes import ErrorCode
-from csms_kit.exceptions import OcppError
+from csms_kit.exceptions import RpcError
 from csms_kit.protocol import (
     Dropped,
     Endpoint,
@@ -20,8 +20,8 @@ from csms_kit.protocol import (
     IncomingResult,
     IncomingResultError,
     IncomingSend,
-    InvalidAnswer,
     Reply,
+    UnusableAnswer,
 )
 from csms_kit.protocol.jsontext import has_lone_surrogate
 from csms_kit.protocol.schemas import call_actions, known_actions
@@ -33,7 +33,7 @@ EVENTS = (
     IncomingSend,
     IncomingResult,
     IncomingError,
-    InvalidAnswer,
+    UnusableAnswer,
     IncomingResultError,
     Reply,
     Dropped,
@@ -196,7 +196,7 @@ def test_call_shaped_frames_get_exactly_one_answer(
     if isinstance(event, IncomingCall):
         assert event.message_id == message_id
         assert event.action in call_actions(version)
-        answer = json.loads(ep.error_for(event, OcppError(ErrorCode.INTERNAL_ERROR, "x" * 300)))
+        answer = json.loads(ep.error_for(event, RpcError(ErrorCode.INTERNAL_ERROR, "x" * 300)))
         assert len(answer) == 5
         assert answer[0] == 4
         assert answer[1] == message_id
@@ -257,16 +257,16 @@ def test_random_answers_to_an_outstanding_call(
     message_id = call.message_id if use_id else "someone-else"
     event = ep.receive(json.dumps([type_id, message_id, *rest]))
     check_event(event)
-    if isinstance(event, (IncomingResult, IncomingError, InvalidAnswer)):
+    if isinstance(event, (IncomingResult, IncomingError, UnusableAnswer)):
         assert event.message_id == call.message_id
-        assert ep.awaiting is None
-        if isinstance(event, InvalidAnswer) and event.reply is not None:
+        assert ep.outstanding is None
+        if isinstance(event, UnusableAnswer) and event.reply is not None:
             assert version is OcppVersion.V21
             parsed = json.loads(event.reply)
             assert parsed[:2] == [5, call.message_id]
             assert len(parsed[3]) <= 255
     else:
-        assert ep.awaiting == call.message_id
+        assert ep.outstanding is call
 
 
 @pytest.mark.parametrize("version", ALL)

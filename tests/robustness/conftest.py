@@ -1,11 +1,12 @@
 """Fixtures for the robustness suite: a live CSMS, a canary station, and health checks.
 
 Every bad input is played against a real server on 127.0.0.1 (port 0) by a raw
-``websockets`` client (:class:`Peer`), while a well-behaved csms_kit station (the
-canary) stays connected alongside. After each bad input, :meth:`Guard.check` asserts
-that the server still accepts a new station (connect, boot, heartbeat answered) and
-that the canary's heartbeat is still answered. No task may outlive a test: that is
-enforced by ``tests/conftest.py``, so every fixture here closes what it opens.
+``websockets`` client (:class:`Peer`, a scripted station), while a well-behaved
+csms_kit station (the canary) stays connected alongside. After each bad input,
+:meth:`Guard.check` asserts that the server still accepts a new station (connect, boot,
+heartbeat answered) and that the canary's heartbeat is still answered. No task may
+outlive a test: that is enforced by ``tests/conftest.py``, so every fixture here closes
+what it opens.
 """
 
 from __future__ import annotations
@@ -13,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
+from websockets.asyncio.client import ClientConnection
 
 from csms_kit import CsmsServer, StationSession, connect_station, on, serve
 from csms_kit.limits import Limits
+from csms_kit.testing import ScriptedStation, connect_scripted
 from tests.helpers import wait_until
 
 HOST = "127.0.0.1"
@@ -136,27 +135,15 @@ async def eventually(predicate: Callable[[], bool], timeout: float = TIMEOUT) ->
     await wait_until(predicate, timeout)
 
 
-class Peer:
-    """A hand-driven station: sends raw text (or bytes) and reads raw OCPP-J frames."""
+class Peer(ScriptedStation):
+    """A hand-driven station (a :class:`ScriptedStation`) that knows this suite's answers."""
 
     def __init__(self, ws: ClientConnection, station_id: str, version: str) -> None:
+        # no record of the wire: some tests flood the server and measure memory
+        super().__init__(ws, timeout=TIMEOUT, record_wire=False)
         self.ws = ws
         self.station_id = station_id
         self.version = version
-
-    async def send(self, frame: Any) -> None:
-        await self.ws.send(frame if isinstance(frame, (str, bytes)) else json.dumps(frame))
-
-    async def recv(self, timeout: float = TIMEOUT) -> list[Any]:
-        text = await asyncio.wait_for(self.ws.recv(), timeout)
-        assert isinstance(text, str), "the CSMS must only send text frames"
-        frame = json.loads(text)
-        assert isinstance(frame, list)
-        return frame
-
-    async def call(self, message_id: str, action: str, payload: dict[str, Any]) -> list[Any]:
-        await self.send([2, message_id, action, payload])
-        return await self.recv()
 
     async def heartbeat(self, message_id: str = "hb") -> None:
         """A Heartbeat CALL must be answered at once, and be the next frame."""
@@ -165,14 +152,6 @@ class Peer:
     async def boot(self) -> None:
         answer = await self.call("boot", "BootNotification", boot_request(self.version))
         assert answer == [3, "boot", BOOT_ANSWER]
-
-    async def closed_with(self, timeout: float = TIMEOUT) -> tuple[int, str]:
-        """Wait for the server's close frame (no other frame may come first)."""
-        with pytest.raises(ConnectionClosed) as closed:
-            await self.recv(timeout)
-        frame = closed.value.rcvd
-        assert frame is not None, "the server sent no close frame"
-        return frame.code, frame.reason
 
 
 def session_of(server: CsmsServer, station_id: str) -> StationSession:
@@ -193,12 +172,10 @@ async def peer(
 ) -> AsyncIterator[Peer]:
     """A raw station connected to ``server`` offering ``version``; booted unless told not."""
     station_id = station_id or fresh_id()
-    options.setdefault("ping_interval", None)
-    options.setdefault("close_timeout", 1)
     options.setdefault("open_timeout", TIMEOUT)
-    async with connect(
-        f"{url_of(server)}/{station_id}", subprotocols=[Subprotocol(f"ocpp{version}")], **options
-    ) as ws:
+    async with connect_scripted(url_of(server), station_id, version, **options) as scripted:
+        ws = scripted.connection
+        assert isinstance(ws, ClientConnection)
         station = Peer(ws, station_id, version)
         if boot:
             await station.boot()
@@ -238,7 +215,7 @@ class Guard:
         ) as station:
             await boot_station(station)
             await heartbeat_of(station)
-        assert not self.canary.closed, "the canary was disconnected"
+        assert not self.canary.ended, "the canary was disconnected"
         await heartbeat_of(self.canary)
         self.checks += 1
 
@@ -252,7 +229,7 @@ async def guarding(server: CsmsServer, version: str = "2.0.1") -> AsyncIterator[
         await boot_station(canary)
         guard = Guard(server, canary)
         yield guard
-        assert not canary.closed, "the canary was disconnected"
+        assert not canary.ended, "the canary was disconnected"
         await heartbeat_of(canary)
 
 

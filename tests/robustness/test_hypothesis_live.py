@@ -291,7 +291,7 @@ class Live:
             assert closed.rcvd is not None
             assert (closed.rcvd.code, closed.rcvd.reason) == (1002, "too many malformed frames")
             assert not got - expected, f"unexpected replies {got - expected} for {texts!r}"
-        assert not self.canary.closed
+        assert not self.canary.ended
         # the canary has the default rate limit too: at most one heartbeat per 0.1 s
         now = asyncio.get_running_loop().time()
         if now - self.canary_checked >= 0.1:

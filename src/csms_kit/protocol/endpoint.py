@@ -1,8 +1,9 @@
 """The OCPP-J rules for one connection, as a state machine without I/O.
 
-An :class:`Endpoint` turns received text into events and application objects into
-text; it never reads, writes, sleeps or spawns. The caller (a
-:class:`~csms_kit.session.StationSession`, a test, a simulator) drives it:
+An :class:`Endpoint` turns received text into events (:mod:`.events`) and
+application objects into text; it never reads, writes, sleeps or spawns. It serves
+either role: the CSMS side of a station's connection, or the station side. The
+caller (an :class:`~csms_kit.connection.RpcConnection`, a test, a simulator) drives it:
 
 * :meth:`Endpoint.receive` takes one text frame and returns one event. After an
   :class:`IncomingCall`, the caller must answer exactly once, with the text from
@@ -10,9 +11,11 @@ text; it never reads, writes, sleeps or spawns. The caller (a
   it must send ``Reply.text``. :class:`Dropped` needs nothing but, perhaps, a log line.
 * :meth:`Endpoint.prepare_call` validates and serializes an outgoing CALL; after
   sending its text the caller must call :meth:`Endpoint.call_sent`, and
-  :meth:`Endpoint.abandon_call` if it stops waiting (timeout, cancellation).
-  An answer to that CALL comes back from :meth:`receive` as
-  :class:`IncomingResult`, :class:`IncomingError` or :class:`InvalidAnswer`.
+  :meth:`Endpoint.abandon_call` if it stops waiting (timeout, cancellation). The
+  endpoint is the one owner of "which CALL is outstanding" (:attr:`outstanding`).
+  The answer comes back from :meth:`receive` as :class:`IncomingResult`,
+  :class:`IncomingError` or :class:`UnusableAnswer`, each holding that
+  :class:`OutgoingCall` (and so the caller's ``waiter``) in ``call``.
 
 Rules enforced here: frame shapes per version (:mod:`.frames`), at most one outgoing
 CALL outstanding, duplicate messageIds of CALLs still in progress, NotImplemented for
@@ -27,12 +30,22 @@ import functools
 import logging
 import secrets
 from collections.abc import Callable, Container
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from csms_kit.error_codes import ErrorCode
-from csms_kit.exceptions import InvalidPayload, OcppError, UsageError
+from csms_kit.exceptions import InvalidPayload, RpcError, UsageError
 from csms_kit.protocol import frames, jsontext
+from csms_kit.protocol.events import (
+    Dropped,
+    Event,
+    IncomingCall,
+    IncomingError,
+    IncomingResult,
+    IncomingSend,
+    OutgoingCall,
+    Reply,
+    UnusableAnswer,
+)
 from csms_kit.protocol.payloads import PayloadCodec, payload_codec
 from csms_kit.protocol.schemas import (
     Message,
@@ -46,136 +59,9 @@ from csms_kit.protocol.schemas import (
 from csms_kit.protocol.validation import Validation, ValidationPolicy
 from csms_kit.versions import OcppVersion
 
-__all__ = [
-    "Dropped",
-    "Endpoint",
-    "Event",
-    "IncomingCall",
-    "IncomingError",
-    "IncomingResult",
-    "IncomingResultError",
-    "IncomingSend",
-    "InvalidAnswer",
-    "OutgoingCall",
-    "Reply",
-]
+__all__ = ["Endpoint"]
 
 logger = logging.getLogger("csms_kit.protocol")
-
-
-@dataclass(slots=True)
-class IncomingCall:
-    """A valid CALL: answer it once, with ``result_for`` or ``error_for``."""
-
-    message_id: str
-    action: str
-    request: Any
-    payload: dict[str, Any]
-
-
-@dataclass(slots=True)
-class IncomingSend:
-    """A valid OCPP 2.1 SEND: handle it, never answer it."""
-
-    message_id: str
-    action: str
-    message: Any
-    payload: dict[str, Any]
-
-
-@dataclass(slots=True)
-class IncomingResult:
-    """The valid CALLRESULT to our outstanding CALL."""
-
-    message_id: str
-    action: str
-    response: Any
-    payload: dict[str, Any]
-
-
-@dataclass(slots=True)
-class IncomingError:
-    """The CALLERROR the station answered our outstanding CALL with."""
-
-    message_id: str
-    action: str
-    code: str
-    description: str
-    details: dict[str, Any]
-
-
-@dataclass(slots=True)
-class InvalidAnswer:
-    """The station answered our outstanding CALL with something that breaks the rules.
-
-    ``reply``, when set, must be sent (an OCPP 2.1 CALLRESULTERROR).
-    """
-
-    message_id: str
-    action: str
-    code: ErrorCode
-    description: str
-    reply: str | None
-
-
-@dataclass(slots=True)
-class IncomingResultError:
-    """OCPP 2.1 CALLRESULTERROR: the station reports a fault in a CALLRESULT we sent."""
-
-    message_id: str
-    code: str
-    description: str
-    details: dict[str, Any]
-
-
-@dataclass(slots=True)
-class Reply:
-    """The CALL cannot be handled; send ``text`` (a CALLERROR) back.
-
-    ``malformed`` is true when the frame broke OCPP-J (bad frame, payload against the
-    schema, a reused messageId), false when it was well-formed but refused (unknown
-    or unsupported action, an admission refusal, too many CALLs in progress).
-    """
-
-    text: str
-    message_id: str
-    code: ErrorCode
-    reason: str
-    malformed: bool = True
-
-
-@dataclass(slots=True)
-class Dropped:
-    """Nothing to answer: an unexpected answer, an ignored message type, a bad SEND.
-
-    ``kind`` is ``"malformed"`` (the frame broke OCPP-J), ``"unexpected"`` (an
-    answer matching no outstanding CALL: late or unsolicited) or ``"refused"``.
-    """
-
-    reason: str
-    message_id: str | None
-    kind: Literal["malformed", "unexpected", "refused"] = "refused"
-
-
-Event = (
-    IncomingCall
-    | IncomingSend
-    | IncomingResult
-    | IncomingError
-    | InvalidAnswer
-    | IncomingResultError
-    | Reply
-    | Dropped
-)
-
-
-@dataclass(slots=True)
-class OutgoingCall:
-    """A CALL ready to go: send ``text``, then call :meth:`Endpoint.call_sent`."""
-
-    message_id: str
-    action: str
-    text: str
 
 
 Check = Callable[[Any], None]
@@ -201,12 +87,12 @@ def _plan_table(version: OcppVersion, policy: ValidationPolicy) -> dict[tuple[st
 
 
 class Endpoint:
-    """The protocol state of one OCPP-J connection, seen from the CSMS.
+    """The protocol state of one OCPP-J connection, from either side.
 
     ``handled`` holds the actions the application has handlers for; a CALL for any
     other action the version knows is answered NotSupported. ``admit(action)``, if
-    given, may refuse a CALL or SEND of a known action first, with the OcppError it
-    returns (the boot gate does). ``max_incoming`` bounds the CALLs that may be in
+    given, may refuse a CALL or SEND of a known action first, with the RpcError it
+    returns (the CSMS's boot gate does). ``max_incoming`` bounds the CALLs that may be in
     progress at once (OCPP allows one; a few are tolerated).
     """
 
@@ -218,7 +104,7 @@ class Endpoint:
         validation: ValidationPolicy | None = None,
         max_incoming: int = 16,
         station_id: str = "",
-        admit: Callable[[str], OcppError | None] | None = None,
+        admit: Callable[[str], RpcError | None] | None = None,
     ) -> None:
         self.version = version
         self.station_id = station_id
@@ -229,7 +115,7 @@ class Endpoint:
         self._call_actions = call_actions(version)
         self._send_actions = send_actions(version)
         self._in_progress: set[str] = set()
-        self._awaiting: tuple[str, str] | None = None
+        self._outstanding: OutgoingCall | None = None
         self._id_prefix = secrets.token_hex(6) + "-"
         self._id_counter = 0
         self._plans = _plan_table(version, self.validation)
@@ -276,21 +162,48 @@ class Endpoint:
     # -- receiving ---------------------------------------------------------------------
 
     def receive(self, text: str) -> Event:
-        """Process one text frame from the station."""
+        """Process one text frame from the peer: :meth:`parse`, then :meth:`accept`."""
+        event = self.parse(text)
+        kind = type(event)
+        if kind is Reply or kind is Dropped or kind is UnusableAnswer:
+            return event
+        return self.accept(event)  # type: ignore[arg-type]
+
+    def parse(self, text: str) -> Event:
+        """Read one text frame: a frame event with its payload as received, or, for a
+        frame that breaks OCPP-J, the :class:`Reply`, :class:`Dropped` or
+        :class:`UnusableAnswer` that is the end of it.
+
+        A frame event must then go through :meth:`accept`. The two steps let a caller
+        look at a frame (is it the answer we await?) before paying for its payload.
+        """
         try:
-            frame = frames.parse(text, self.version)
+            return frames.parse(text, self.version)
         except frames.BadFrame as bad:
             return self._bad_frame(bad)
-        if type(frame) is frames.Call:
-            return self._receive_call(frame)
-        if type(frame) is frames.CallResult:
-            return self._receive_result(frame)
-        if type(frame) is frames.CallError:
-            return self._receive_error(frame)
-        if type(frame) is frames.Send:
-            return self._receive_send(frame)
-        assert type(frame) is frames.CallResultError
-        return IncomingResultError(frame.message_id, frame.code, frame.description, frame.details)
+
+    def accept(self, frame: frames.Frame) -> Event:
+        """Take a frame from :meth:`parse` further: match an answer to our outstanding
+        CALL, apply the action rules, and validate and decode the payload."""
+        kind = type(frame)
+        if kind is IncomingCall:
+            return self._receive_call(frame)  # type: ignore[arg-type]
+        if kind is IncomingResult:
+            return self._receive_result(frame)  # type: ignore[arg-type]
+        if kind is IncomingError:
+            return self._receive_error(frame)  # type: ignore[arg-type]
+        if kind is IncomingSend:
+            return self._receive_send(frame)  # type: ignore[arg-type]
+        return frame  # IncomingResultError: nothing to match or decode
+
+    def answers_outstanding(self, frame: Event) -> bool:
+        """Whether ``frame`` (from :meth:`parse`) is an answer to our outstanding CALL."""
+        call = self._outstanding
+        return (
+            call is not None
+            and (type(frame) is IncomingResult or type(frame) is IncomingError)
+            and frame.message_id == call.message_id
+        )
 
     def _reply(
         self, message_id: str | None, code: ErrorCode, reason: str, *, malformed: bool = True
@@ -303,15 +216,15 @@ class Endpoint:
         if bad.answer:
             return self._reply(bad.message_id, bad.code, bad.reason)
         if (
-            self._awaiting is not None
-            and bad.message_id == self._awaiting[0]
+            self._outstanding is not None
+            and bad.message_id == self._outstanding.message_id
             and bad.message_type in (frames.MessageType.CALLRESULT, frames.MessageType.CALLERROR)
         ):
             about_result = bad.message_type == frames.MessageType.CALLRESULT
-            return self._invalid_answer(bad.code, bad.reason, about_result=about_result)
+            return self._unusable_answer(bad.code, bad.reason, about_result=about_result)
         return Dropped(bad.reason, bad.message_id, "malformed")
 
-    def _receive_call(self, frame: frames.Call) -> Event:
+    def _receive_call(self, frame: IncomingCall) -> Event:
         message_id, action = frame.message_id, frame.action
         if message_id in self._in_progress:
             return self._reply(
@@ -343,11 +256,11 @@ class Endpoint:
                 malformed=False,
             )
         try:
-            request = self._decode(action, "request", frame.payload)
+            frame.request = self._decode(action, "request", frame.payload)
         except SchemaViolation as violation:
             return self._reply(message_id, violation.code, violation.description)
         self._in_progress.add(message_id)
-        return IncomingCall(message_id, action, request, frame.payload)
+        return frame
 
     def _decode(self, action: str, message: Message, payload: dict[str, Any]) -> Any:
         check, codec, mode = self._plan(action, message)
@@ -360,7 +273,7 @@ class Endpoint:
                 ErrorCode.FORMAT_VIOLATION, "payload does not have the expected shape", ""
             ) from None
 
-    def _receive_send(self, frame: frames.Send) -> Event:
+    def _receive_send(self, frame: IncomingSend) -> Event:
         action = frame.action
         if action not in self._send_actions:
             return Dropped(
@@ -371,46 +284,48 @@ class Endpoint:
         if action not in self.handled:
             return Dropped("SEND of an action without a handler", frame.message_id)
         try:
-            message = self._decode(action, "request", frame.payload)
+            frame.message = self._decode(action, "request", frame.payload)
         except SchemaViolation as violation:
             return Dropped(f"invalid SEND: {violation.description}", frame.message_id, "malformed")
-        return IncomingSend(frame.message_id, action, message, frame.payload)
+        return frame
 
-    def _receive_result(self, frame: frames.CallResult) -> Event:
-        if self._awaiting is None or frame.message_id != self._awaiting[0]:
+    def _receive_result(self, frame: IncomingResult) -> Event:
+        call = self._outstanding
+        if call is None or frame.message_id != call.message_id:
             return Dropped(
                 "CALLRESULT matches no outstanding CALL", frame.message_id, "unexpected"
             )
-        action = self._awaiting[1]
         try:
-            response = self._decode(action, "response", frame.payload)
+            frame.response = self._decode(call.action, "response", frame.payload)
         except SchemaViolation as violation:
-            return self._invalid_answer(violation.code, violation.description, about_result=True)
-        self._awaiting = None
-        return IncomingResult(frame.message_id, action, response, frame.payload)
+            return self._unusable_answer(violation.code, violation.description, about_result=True)
+        self._outstanding = None
+        frame.action = call.action
+        frame.call = call
+        return frame
 
-    def _receive_error(self, frame: frames.CallError) -> Event:
-        if self._awaiting is None or frame.message_id != self._awaiting[0]:
+    def _receive_error(self, frame: IncomingError) -> Event:
+        call = self._outstanding
+        if call is None or frame.message_id != call.message_id:
             return Dropped("CALLERROR matches no outstanding CALL", frame.message_id, "unexpected")
-        action = self._awaiting[1]
-        self._awaiting = None
-        return IncomingError(
-            frame.message_id, action, frame.code, frame.description, frame.details
-        )
+        self._outstanding = None
+        frame.action = call.action
+        frame.call = call
+        return frame
 
-    def _invalid_answer(
+    def _unusable_answer(
         self, code: ErrorCode, description: str, *, about_result: bool
-    ) -> InvalidAnswer:
-        assert self._awaiting is not None
-        message_id, action = self._awaiting
-        self._awaiting = None
+    ) -> UnusableAnswer:
+        call = self._outstanding
+        assert call is not None
+        self._outstanding = None
         reply = None
         # Only OCPP 2.1 can report a bad CALLRESULT; nothing reports a bad CALLERROR.
         if about_result and self.version is OcppVersion.V21:
             reply = frames.serialize_error(
-                message_id, code, description, None, self.version, about_result=True
+                call.message_id, code, description, None, self.version, about_result=True
             )
-        return InvalidAnswer(message_id, action, code, description, reply)
+        return UnusableAnswer(call.message_id, call.action, code, description, reply, call)
 
     # -- answering the station's CALLs ---------------------------------------------------
 
@@ -432,7 +347,7 @@ class Endpoint:
         self._in_progress.discard(message_id)
         return text
 
-    def error_for(self, call: IncomingCall, error: OcppError) -> str:
+    def error_for(self, call: IncomingCall, error: RpcError) -> str:
         """The CALLERROR text answering ``call`` with ``error``.
 
         Details that JSON cannot carry are replaced by ``{}``: the answer must go out.
@@ -466,6 +381,11 @@ class Endpoint:
     def forget(self, call: IncomingCall) -> None:
         """Stop tracking ``call`` without answering it (the connection is gone)."""
         self._in_progress.discard(call.message_id)
+
+    @property
+    def calls_in_progress(self) -> int:
+        """How many of the peer's CALLs await their answer (OCPP-J allows one)."""
+        return len(self._in_progress)
 
     def _write(
         self, action: str, message: Message, value: Any, serialize: Callable[[Any], str]
@@ -526,31 +446,57 @@ class Endpoint:
         self._id_counter += 1
         return OutgoingCall(message_id, action, text)
 
+    def call_payload(self, request: Any, action: str | None = None) -> tuple[str, dict[str, Any]]:
+        """The action and validated JSON payload of a CALL, with no messageId spent.
+
+        For relaying a call to the process that holds the connection, which sends it
+        with :meth:`prepare_call`; raises as :meth:`prepare_call` does.
+        """
+        action = _action_of(request, action)
+        if action not in self._call_actions:
+            raise UsageError(f"{action} is not a CALL action in OCPP {self.version}")
+        return action, self._encode(action, "request", request)
+
+    def send_payload(self, message: Any, action: str | None = None) -> tuple[str, dict[str, Any]]:
+        """The action and validated JSON payload of a 2.1 SEND (see :meth:`call_payload`)."""
+        action = self._check_send(message, action)
+        return action, self._encode(action, "request", message)
+
+    def decode_response(self, action: str, payload: dict[str, Any]) -> Any:
+        """The ``call_result`` dataclass of ``action`` from a JSON payload already checked."""
+        _, codec, _ = self._plan(action, "response")
+        return codec.decode(payload)
+
     def call_sent(self, call: OutgoingCall) -> None:
         """Record that ``call`` went out; its answer is now expected."""
-        if self._awaiting is not None:
+        if self._outstanding is not None:
             raise UsageError(
-                f"a CALL ({self._awaiting[1]}) is still outstanding; OCPP-J allows one at a time"
+                f"a CALL ({self._outstanding.action}) is still outstanding; "
+                "OCPP-J allows one at a time"
             )
-        self._awaiting = (call.message_id, call.action)
+        self._outstanding = call
 
-    def abandon_call(self, message_id: str) -> None:
-        """Stop waiting for the answer to ``message_id``; a late answer will be dropped."""
-        if self._awaiting is not None and self._awaiting[0] == message_id:
-            self._awaiting = None
+    def abandon_call(self, call: OutgoingCall) -> None:
+        """Stop waiting for the answer to ``call``; a late answer will be dropped."""
+        if self._outstanding is call:
+            self._outstanding = None
 
     @property
-    def awaiting(self) -> str | None:
-        """The messageId of the outstanding outgoing CALL, if any."""
-        return None if self._awaiting is None else self._awaiting[0]
+    def outstanding(self) -> OutgoingCall | None:
+        """The outgoing CALL whose answer is awaited, if any."""
+        return self._outstanding
 
-    def prepare_send(self, message: Any, action: str | None = None) -> str:
-        """Validate and serialize an OCPP 2.1 SEND (never answered)."""
+    def _check_send(self, message: Any, action: str | None) -> str:
         if self.version is not OcppVersion.V21:
             raise UsageError(f"SEND does not exist in OCPP {self.version}")
         action = _action_of(message, action)
         if action not in self._send_actions:
             raise UsageError(f"{action} is not a SEND message in OCPP {self.version}")
+        return action
+
+    def prepare_send(self, message: Any, action: str | None = None) -> str:
+        """Validate and serialize an OCPP 2.1 SEND (never answered)."""
+        action = self._check_send(message, action)
         message_id = f"{self._id_prefix}{self._id_counter + 1}"
         text = self._write(
             action,

@@ -10,19 +10,26 @@ CALLRESULTERROR    ``[5, id, code, description, {details}]``        2.1
 SEND               ``[6, id, action, {payload}]`` (never answered)  2.1
 =================  ===============================================  =========
 
-:func:`parse` checks only the frame; what the payload must hold is the business of
-:mod:`csms_kit.protocol.schemas`. A frame that breaks the rules raises
+:func:`parse` checks only the frame and returns it as an event of
+:mod:`csms_kit.protocol.events`, its payload as received; what the payload must hold
+is the business of :mod:`csms_kit.protocol.schemas`. A frame that breaks the rules raises
 :class:`BadFrame`, which says how the spec wants it answered.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Any
 
 from csms_kit.error_codes import ErrorCode
 from csms_kit.protocol import jsontext
+from csms_kit.protocol.events import (
+    IncomingCall,
+    IncomingError,
+    IncomingResult,
+    IncomingResultError,
+    IncomingSend,
+)
 from csms_kit.versions import OcppVersion
 
 __all__ = [
@@ -30,13 +37,8 @@ __all__ = [
     "MAX_MESSAGE_ID_LENGTH",
     "UNREADABLE_ID",
     "BadFrame",
-    "Call",
-    "CallError",
-    "CallResult",
-    "CallResultError",
     "Frame",
     "MessageType",
-    "Send",
     "parse",
     "serialize_call",
     "serialize_error",
@@ -68,53 +70,7 @@ _TYPES_BY_VERSION = {
 _ARITY = {2: 4, 3: 3, 4: 5, 5: 5, 6: 4}
 
 
-@dataclass(slots=True)
-class Call:
-    """A request: the receiver must answer with a CALLRESULT or a CALLERROR."""
-
-    message_id: str
-    action: str
-    payload: dict[str, Any]
-
-
-@dataclass(slots=True)
-class Send:
-    """An OCPP 2.1 one-way message: never answered."""
-
-    message_id: str
-    action: str
-    payload: dict[str, Any]
-
-
-@dataclass(slots=True)
-class CallResult:
-    """A successful answer to a CALL."""
-
-    message_id: str
-    payload: dict[str, Any]
-
-
-@dataclass(slots=True)
-class CallError:
-    """An error answer to a CALL. ``code`` is the raw ``errorCode`` string."""
-
-    message_id: str
-    code: str
-    description: str
-    details: dict[str, Any]
-
-
-@dataclass(slots=True)
-class CallResultError:
-    """OCPP 2.1: the peer reports an error about a CALLRESULT we sent."""
-
-    message_id: str
-    code: str
-    description: str
-    details: dict[str, Any]
-
-
-Frame = Call | Send | CallResult | CallError | CallResultError
+Frame = IncomingCall | IncomingSend | IncomingResult | IncomingError | IncomingResultError
 
 
 class BadFrame(ValueError):
@@ -226,8 +182,8 @@ def parse(text: str, version: OcppVersion) -> Frame:
                 message_type,
             )
         if message_type == _CALL:
-            return Call(message_id, action, payload)
-        return Send(message_id, action, payload)
+            return IncomingCall(message_id, action, payload)
+        return IncomingSend(message_id, action, payload)
 
     if message_type == _CALLRESULT:
         payload = frame[2]
@@ -238,7 +194,7 @@ def parse(text: str, version: OcppVersion) -> Frame:
                 message_id,
                 message_type,
             )
-        return CallResult(message_id, payload)
+        return IncomingResult(message_id, payload)
 
     _, _, code, description, details = frame
     if type(code) is not str or type(description) is not str or type(details) is not dict:
@@ -249,8 +205,8 @@ def parse(text: str, version: OcppVersion) -> Frame:
             message_type,
         )
     if message_type == _CALLERROR:
-        return CallError(message_id, code, description, details)
-    return CallResultError(message_id, code, description, details)
+        return IncomingError(message_id, code, description, details)
+    return IncomingResultError(message_id, code, description, details)
 
 
 def serialize_call(message_id: str, action: str, payload: dict[str, Any]) -> str:
