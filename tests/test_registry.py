@@ -618,3 +618,34 @@ async def test_aclose_with_nothing_to_wait_for() -> None:
     await registry.register(session)
     await asyncio.wait_for(registry.aclose(), 1)
     assert not session.ended
+
+
+class CountingRegistry(InMemoryRegistry):
+    """Counts aclose() calls."""
+
+    closes = 0
+
+    async def aclose(self) -> None:
+        self.closes += 1
+        await super().aclose()
+
+
+async def test_a_server_closes_only_the_registry_it_created() -> None:
+    """A registry given to serve() stays the application's: the server never closes it."""
+    from csms_kit import serve
+
+    mine = CountingRegistry()
+    async with serve(StationSession, "127.0.0.1", 0, registry=mine, ping_interval=None):
+        pass
+    assert mine.closes == 0
+    closed: list[ConnectionRegistry] = []
+    async with serve(StationSession, "127.0.0.1", 0, ping_interval=None) as server:
+        owned = server.registry
+        original = owned.aclose
+
+        async def counted() -> None:
+            closed.append(owned)
+            await original()
+
+        owned.aclose = counted  # type: ignore[method-assign]
+    assert closed == [owned]

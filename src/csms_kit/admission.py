@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from csms_kit.connection import RpcConnection
+from csms_kit.connection import Role
 from csms_kit.exceptions import DuplicateConnection
 from csms_kit.hooks import Handshake, Hooks, Rejection, call_hook, host_of
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
@@ -300,7 +300,7 @@ class _Watch:
         self._registry = registry
         self._task: asyncio.Task[None] | None = None
 
-    def connection_ended(self, connection: RpcConnection) -> None:
+    def connection_ended(self, connection: Role) -> None:
         assert isinstance(connection, StationSession)
         self._task = asyncio.get_running_loop().create_task(
             self._registry.unregister(connection),

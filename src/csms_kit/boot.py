@@ -5,20 +5,28 @@ errata §3.8; 2.0.1 B02/B03): until then its CALLs are answered SecurityError, e
 those the CSMS asked for with TriggerMessage. A station whose status the CSMS does
 not know (the CSMS restarted, say) is asked once to boot again.
 
-Only the CSMS role has a gate; it is plain state, with no I/O of its own.
+Only the CSMS role has a gate: :class:`~csms_kit.session.StationSession` puts one on
+its connection as the role's policy.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from csms_kit.error_codes import ErrorCode
-from csms_kit.exceptions import RpcError
+from csms_kit.exceptions import CallFailed, RpcError, UsageError
+from csms_kit.protocol.events import IncomingCall, OutgoingCall
 from csms_kit.versions import OcppVersion
 
+if TYPE_CHECKING:
+    from csms_kit.connection import RpcConnection
+
 __all__ = ["BootGate", "BootInfo"]
+
+logger = logging.getLogger("csms_kit.session")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,40 +85,95 @@ class BootInfo:
 
 
 class BootGate:
-    """One station's registration status, and what it may send before it is Accepted."""
+    """The CSMS's boot policy on one station's connection (a role policy).
 
-    __slots__ = ("_asked", "_triggered", "info", "status", "trigger_boot")
+    Holds the registration status and what the station said at boot; refuses CALLs
+    until it is Accepted (wired into the endpoint as ``admit``); asks a station of
+    unknown status to boot again, once per connection; lets the messages asked for
+    with TriggerMessage through; forbids calls to a Rejected station.
+    """
 
-    def __init__(self, status: str | None, *, trigger_boot: bool) -> None:
+    __slots__ = ("_asked", "_connection", "_triggered", "gate", "info", "status", "trigger_boot")
+
+    #: The policy observes BootNotification CALLs.
+    observed = frozenset({"BootNotification"})
+
+    def __init__(
+        self,
+        connection: RpcConnection,
+        status: str | None,
+        *,
+        gate: bool,
+        trigger_boot: bool,
+    ) -> None:
+        self._connection = connection
         #: The last BootNotification status given (``None``: unknown).
         self.status = status
         #: What the station said in its last BootNotification.
         self.info: BootInfo | None = None
+        self.gate = gate
         self.trigger_boot = trigger_boot
         self._asked = False  # TriggerMessage(BootNotification) sent on this connection
         self._triggered: set[str] | None = None  # created on first use
+        if gate:
+            connection.endpoint.admit = self.admit
 
-    def refusal(self, action: str) -> tuple[RpcError | None, bool]:
-        """The SecurityError for a CALL the gate stops (``None``: let it through), and
-        whether to ask the station to boot now (once per connection)."""
+    def admit(self, action: str) -> RpcError | None:
+        """The SecurityError for a CALL the gate stops, or ``None`` to let it through."""
         if action == "BootNotification" or self.status == "Accepted":
-            return None, False
+            return None
         if self._triggered and action in self._triggered:
             # OCPP allows the messages the CSMS asked for with TriggerMessage.
             self._triggered.discard(action)
-            return None, False
-        ask = self.status is None and self.trigger_boot and not self._asked
-        self._asked = self._asked or ask
+            return None
+        if self.status is None and self.trigger_boot and not self._asked:
+            # Unknown to us (e.g. the CSMS restarted): ask the station to boot again.
+            self._asked = True
+            self._connection.spawn(self._trigger_boot(), "trigger BootNotification")
         return RpcError(
             ErrorCode.SECURITY_ERROR,
             f"BootNotification not accepted (status: {self.status or 'none yet'})",
-        ), ask
+        )
 
-    def expect(self, trigger_request: Any) -> None:
-        """A TriggerMessage is going out: let the message it asks for through once."""
-        if self._triggered is None:
-            self._triggered = set()
-        self._triggered.add(_triggered_action(trigger_request))
+    async def _trigger_boot(self) -> None:
+        try:
+            await self._connection.call(
+                {"requestedMessage": "BootNotification"}, action="TriggerMessage"
+            )
+        except (CallFailed, UsageError) as exc:
+            logger.info(
+                "station %r: TriggerMessage(BootNotification) failed: %s",
+                self._connection.station_id,
+                exc,
+            )
+
+    def observe_request(self, call: IncomingCall) -> None:
+        # Before the handler runs, so that the handler can use it.
+        self.info = BootInfo.from_request(self._connection.version, call.request)
+
+    async def observe_answer(self, call: IncomingCall, response: Any) -> None:
+        if response is None:
+            return  # answered with a CALLERROR: the status stands
+        self.status = status_of(response)
+        supervisor = self._connection.supervisor
+        registration_changed = getattr(supervisor, "registration_changed", None)
+        if registration_changed is not None:
+            # Stored before the answer goes out: a quick reconnect finds it.
+            await registration_changed(self._connection.owner)
+
+    def check_call(self, request: Any, action: str | None) -> None:
+        if self.gate and self.status == "Rejected":
+            raise UsageError(
+                f"station {self._connection.station_id!r} was Rejected at boot: OCPP forbids "
+                "the CSMS to send it messages until a later BootNotification is accepted"
+            )
+
+    def call_prepared(self, outgoing: OutgoingCall, request: Any) -> None:
+        if outgoing.action == "TriggerMessage":
+            # Let the message it asks for through the gate once.
+            if self._triggered is None:
+                self._triggered = set()
+            self._triggered.add(_triggered_action(request))
 
 
 def _triggered_action(request: Any) -> str:

@@ -1,7 +1,7 @@
 """A simple station-side client: connect to a CSMS as a charging station.
 
 The OCPP-J rules are symmetric, so the station side is an
-:class:`~csms_kit.connection.RpcConnection` too, without the CSMS's policy: its
+:class:`~csms_kit.connection.Role` too, without the CSMS's policy: its
 ``call()`` sends the station's requests (BootNotification, Heartbeat, ...) and its
 ``@on`` handlers answer the CSMS's requests; when the CSMS goes away, calls fail with
 :class:`~csms_kit.exceptions.CsmsDisconnected`. :class:`StationClient` answers the
@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import websockets
 
-from csms_kit.connection import RpcConnection
+from csms_kit.connection import Role
 from csms_kit.exceptions import CsmsDisconnected
 from csms_kit.routing import on
 from csms_kit.versions import OcppVersion
@@ -32,7 +32,7 @@ from csms_kit.websocket import WebSocketTransport, read_in_small_chunks, redacti
 __all__ = ["StationClient", "connect_station"]
 
 
-class StationClient(RpcConnection):
+class StationClient(Role):
     """The station side of a connection, answering common CSMS requests positively."""
 
     peer_disconnected = CsmsDisconnected
@@ -61,9 +61,9 @@ async def connect_station(
     station_id: str,
     version: OcppVersion | str = OcppVersion.V16,
     *,
-    session_class: type[RpcConnection] = StationClient,
+    session_class: type[Role] = StationClient,
     **options: Any,
-) -> AsyncIterator[RpcConnection]:
+) -> AsyncIterator[Role]:
     """Connect to ``<url>/<station_id>`` offering ``version``; yield the running session.
 
     ``options`` go to ``websockets.connect`` (e.g. ``ssl``, ``additional_headers``,

@@ -78,7 +78,7 @@ from csms_kit.routing import Handler, Router, RouteTable, collect_routes
 from csms_kit.transport import Transport
 from csms_kit.versions import OcppVersion
 
-__all__ = ["RpcConnection", "SessionStats", "Supervisor"]
+__all__ = ["Role", "RolePolicy", "RpcConnection", "SessionStats", "Supervisor"]
 
 logger = logging.getLogger("csms_kit.session")
 
@@ -114,7 +114,7 @@ class Supervisor(Protocol):
     ends (before its handlers have finished): a server unregisters the station then.
     """
 
-    def connection_ended(self, connection: RpcConnection) -> None: ...
+    def connection_ended(self, connection: Role) -> None: ...
 
 
 @dataclass(slots=True)
@@ -153,78 +153,97 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+class RolePolicy(Protocol):
+    """What a role adds to the connection it runs on (the CSMS's boot policy, say)."""
+
+    #: Actions whose CALLs the policy observes.
+    observed: frozenset[str]
+
+    def observe_request(self, call: IncomingCall) -> None:
+        """A CALL of an ``observed`` action is about to reach its handler."""
+
+    async def observe_answer(self, call: IncomingCall, response: Any) -> None:
+        """That CALL was answered (``response`` ``None``: with an error)."""
+
+    def check_call(self, request: Any, action: str | None) -> None:
+        """Raise if this side may not call the peer now."""
+
+    def call_prepared(self, outgoing: OutgoingCall, request: Any) -> None:
+        """A CALL was written and is about to queue."""
+
+
 class RpcConnection:
-    """An OCPP-J connection to one peer, in either role; the roles subclass it.
+    """The machinery of one OCPP-J connection, in either role.
 
-    Class attributes configure every connection of a class: ``routers`` (see
-    :class:`~csms_kit.routing.Router`), ``validation`` (a
-    :class:`~csms_kit.ValidationPolicy`), ``call_timeout`` and ``handler_grace``
-    (seconds), ``limits`` (:class:`~csms_kit.Limits`). Keyword arguments override
-    them per connection.
-
-    Attributes for the application: ``station_id``, ``version``, ``remote_address``,
-    ``connected_at``, :attr:`last_seen`, ``stats``, and ``state``, a dict that is
-    the application's own.
+    A role (:class:`Role`: :class:`~csms_kit.session.StationSession`,
+    :class:`~csms_kit.client.StationClient`) builds one and delegates to it; users
+    subclass the role, never this. ``owner`` is the role object: handlers, hooks and
+    the supervisor receive it.
     """
 
-    routes: ClassVar[RouteTable]
-    routers: ClassVar[Sequence[Router]] = ()
-    validation: ClassVar[ValidationPolicy] = ValidationPolicy()
-    call_timeout: ClassVar[float] = 30.0
-    handler_grace: ClassVar[float] = 5.0
-    limits: ClassVar[Limits] = Limits()
-    #: What calls fail with when the peer goes away; each role names its peer.
-    peer_disconnected: ClassVar[type[PeerDisconnected]] = PeerDisconnected
-    #: Actions whose CALLs the role observes (``_observe_request``/``_observe_answer``).
-    _observed: ClassVar[frozenset[str]] = frozenset()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.routes = collect_routes(cls)
+    __slots__ = (
+        "_call_timeout",
+        "_ended",
+        "_handler_grace",
+        "_inbox",
+        "_instruments",
+        "_last_seen",
+        "_loop",
+        "_nap",
+        "_police",
+        "_queue",
+        "_tasks",
+        "_warned_unexpected",
+        "_worker",
+        "endpoint",
+        "hooks",
+        "owner",
+        "peer_disconnected",
+        "policy",
+        "routes",
+        "station_id",
+        "stats",
+        "supervisor",
+        "transport",
+        "version",
+    )
 
     def __init__(
         self,
-        station_id: str,
+        owner: Role,
         transport: Transport,
-        version: OcppVersion | str,
         *,
-        remote_address: Any = None,
-        validation: ValidationPolicy | None = None,
-        call_timeout: float | None = None,
-        handler_grace: float | None = None,
-        hooks: Hooks | None = None,
-        limits: Limits | None = None,
-        instruments: Instruments | None = None,
-        supervisor: Supervisor | None = None,
+        validation: ValidationPolicy,
+        call_timeout: float,
+        handler_grace: float,
+        hooks: Hooks | None,
+        limits: Limits,
+        instruments: Instruments | None,
+        supervisor: Supervisor | None,
     ) -> None:
-        self.station_id = station_id
+        self.owner = owner
+        self.station_id = owner.station_id
+        self.version = owner.version
         self.transport = transport
-        self.version = OcppVersion.parse(version)
         self.hooks = hooks or _NO_HOOKS
-        self.remote_address = (
-            getattr(transport, "remote_address", None)
-            if remote_address is None
-            else remote_address
-        )
-        self.connected_at = datetime.datetime.now(datetime.timezone.utc)
-        self.state: dict[str, Any] = {}
         self.stats = SessionStats()
-        self._call_timeout = self.call_timeout if call_timeout is None else call_timeout
-        self._handler_grace = self.handler_grace if handler_grace is None else handler_grace
+        self.routes = routes = type(owner).routes
+        self.peer_disconnected = type(owner).peer_disconnected
+        self.policy: RolePolicy | None = None
+        self._call_timeout = call_timeout
+        self._handler_grace = handler_grace
         self._instruments = instruments or NO_INSTRUMENTS
-        self._supervisor = supervisor
-        routes = type(self).routes
-        policy = validation or self.validation
+        self.supervisor = supervisor
         if routes.unvalidated:
-            policy = ValidationPolicy(
-                policy.default,
-                {**dict.fromkeys(routes.unvalidated, Validation.OFF), **policy.per_action},
-                policy.quirks,
+            validation = ValidationPolicy(
+                validation.default,
+                {**dict.fromkeys(routes.unvalidated, Validation.OFF), **validation.per_action},
+                validation.quirks,
             )
         self.endpoint = Endpoint(
-            self.version, handled=routes.on, validation=policy, station_id=station_id
+            self.version, handled=routes.on, validation=validation, station_id=self.station_id
         )
-        self._police = Police.for_limits(self.limits if limits is None else limits)
+        self._police = Police.for_limits(limits)
         self._last_seen = time.time()
         self._ended: ConnectionEnded | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -240,7 +259,7 @@ class RpcConnection:
         self._nap: asyncio.Future[None] | None = None  # the reader's wait while throttled
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.station_id!r} OCPP {self.version}>"
+        return f"<RpcConnection {self.station_id!r} OCPP {self.version}>"
 
     # -- state --------------------------------------------------------------------------
 
@@ -287,7 +306,7 @@ class RpcConnection:
         # No bound methods in locals: they would stay alive, and tracked by the garbage
         # collector, for as long as the peer stays connected.
         stats = self.stats
-        handlers = type(self).routes.on
+        handlers = self.routes.on
         police = self._police
         instruments = self._instruments
         endpoint = self.endpoint
@@ -302,13 +321,13 @@ class RpcConnection:
             except Exception as exc:
                 # A broken transport must not leave a half-alive connection behind.
                 logger.exception("station %r: transport failed; closing", self.station_id)
-                await self.hooks.report_error(self, exc)
+                await self.hooks.report_error(self.owner, exc)
                 await self.close(CLOSE_INTERNAL_ERROR, "transport failure")
                 return
             self._last_seen = time.time()
             stats.received += 1
             if self.hooks.on_message is not None:
-                await call_hook(self.hooks.on_message, self, "in", data)
+                await call_hook(self.hooks.on_message, self.owner, "in", data)
             if type(data) is not str:
                 stats.bad_frames += 1
                 logger.warning("station %r sent a binary frame; closing", self.station_id)
@@ -456,7 +475,7 @@ class RpcConnection:
             )
 
     async def _work(self) -> None:
-        handlers = type(self).routes.on
+        handlers = self.routes.on
         try:
             while self._inbox:
                 event = self._inbox.pop(0)
@@ -475,15 +494,18 @@ class RpcConnection:
             instruments.call_started(self.station_id, "in", call.action, call.message_id)
         if instruments.call_finished is not None:
             started = time.monotonic()
-        observed = call.action in self._observed
+        policy = self.policy
+        observed = policy is not None and call.action in policy.observed
         if observed:
-            self._observe_request(call)
+            policy.observe_request(call)  # type: ignore[union-attr]
         response: Any = None
         try:
             if handler.inline:  # no coroutine to create and await
-                response = invoke_sync(handler, self, call.request)
+                response = invoke_sync(handler, self.owner, call.request)
             else:
-                response = await invoke(handler, self, call.request, call.payload, call.message_id)
+                response = await invoke(
+                    handler, self.owner, call.request, call.payload, call.message_id
+                )
             text = self.endpoint.result_for(call, response)
             kind = "result"
         except asyncio.CancelledError:
@@ -497,7 +519,7 @@ class RpcConnection:
             if unexpected:
                 await self._report_failure(call.action, exc, "handler")
         if observed:
-            await self._observe_answer(call, response)
+            await policy.observe_answer(call, response)  # type: ignore[union-attr]
         if self._ended is None:
             try:
                 await self._transmit(text, kind, call.action)
@@ -522,16 +544,10 @@ class RpcConnection:
         if response is not None:
             self._run_after_hooks(call, call.request, response)
 
-    def _observe_request(self, call: IncomingCall) -> None:
-        """A CALL of an ``_observed`` action is about to reach its handler."""
-
-    async def _observe_answer(self, call: IncomingCall, response: Any) -> None:
-        """A CALL of an ``_observed`` action was answered (``response`` ``None``: an error)."""
-
     async def _handle_send(self, event: IncomingSend) -> None:
-        handler = type(self).routes.on[event.action]
+        handler = self.routes.on[event.action]
         try:
-            await invoke(handler, self, event.message, event.payload, event.message_id)
+            await invoke(handler, self.owner, event.message, event.payload, event.message_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a SEND has no answer: log it
@@ -553,19 +569,21 @@ class RpcConnection:
             logger.exception("station %r: %s for %s failed", self.station_id, what, action)
         if self._instruments.handler_failed is not None:
             self._instruments.handler_failed(self.station_id, action, exc)
-        await self.hooks.report_error(self, exc)
+        await self.hooks.report_error(self.owner, exc)
 
     def _run_after_hooks(
         self, event: IncomingCall | IncomingSend, request: Any, response: Any
     ) -> None:
-        for hook in type(self).routes.after.get(event.action, ()):
-            self._spawn(self._run_after(hook, event, request, response), f"after {event.action}")
+        for hook in self.routes.after.get(event.action, ()):
+            self.spawn(self._run_after(hook, event, request, response), f"after {event.action}")
 
     async def _run_after(
         self, hook: Handler, event: IncomingCall | IncomingSend, request: Any, response: Any
     ) -> None:
         try:
-            await invoke_after(hook, self, request, response, event.payload, event.message_id)
+            await invoke_after(
+                hook, self.owner, request, response, event.payload, event.message_id
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an @after failure is logged, never lost
@@ -620,28 +638,13 @@ class RpcConnection:
     async def call(
         self, request: Any, *, action: str | None = None, timeout: float | None = None
     ) -> Any:
-        """Send ``request`` to the peer as a CALL and return its typed response.
-
-        ``request`` is a dataclass from the ``ocpp`` package's ``call`` module for this
-        connection's version (its class name is the action), or a dict of the JSON
-        payload with ``action`` given. CALLs go out one at a time, in the order
-        ``call`` was invoked; ``timeout`` (default ``call_timeout``) covers the wait
-        for the turn and for the answer.
-
-        Raises :class:`~csms_kit.exceptions.CallError` if the peer answers with a
-        CALLERROR, :class:`~csms_kit.exceptions.InvalidResponse` if its answer breaks
-        the schema, :class:`~csms_kit.exceptions.CallTimeout`, or a
-        :class:`~csms_kit.exceptions.ConnectionEnded`;
-        :class:`~csms_kit.exceptions.InvalidPayload` (nothing sent) if the request
-        breaks the schema, and :class:`~csms_kit.exceptions.UsageError` if called
-        from another event loop or thread (see ``ConnectionRegistry.call_from_thread``).
-        """
+        """See :meth:`Role.call`."""
         return (await self._exchange(self._prepare(request, action), timeout)).response
 
     async def call_payload(
         self, action: str, payload: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
-        """:meth:`call` with JSON payloads in and out: what a registry relays between processes."""
+        """See :meth:`Role.call_payload`."""
         return (await self._exchange(self._prepare(payload, action), timeout)).payload
 
     def _prepare(self, request: Any, action: str | None) -> OutgoingCall:
@@ -649,7 +652,13 @@ class RpcConnection:
         self._check_loop()
         if self._ended is not None:
             raise self._ended_error()
-        return self.endpoint.prepare_call(request, action)
+        policy = self.policy
+        if policy is not None:
+            policy.check_call(request, action)
+        outgoing = self.endpoint.prepare_call(request, action)
+        if policy is not None:
+            policy.call_prepared(outgoing, request)
+        return outgoing
 
     def _check_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -760,7 +769,7 @@ class RpcConnection:
             )
 
     async def send(self, message: Any, *, action: str | None = None) -> None:
-        """Send an OCPP 2.1 SEND message (never answered); allowed while a CALL is out."""
+        """See :meth:`Role.send`."""
         self._check_loop()
         if self._ended is not None:
             raise self._ended_error()
@@ -781,7 +790,7 @@ class RpcConnection:
     async def _transmit(self, text: str, kind: str, action: str | None) -> None:
         """Write one frame; every frame the connection sends goes through here."""
         if self.hooks.on_message is not None:
-            await call_hook(self.hooks.on_message, self, "out", text)
+            await call_hook(self.hooks.on_message, self.owner, "out", text)
         await self.transport.send(text)
         self.stats.sent += 1
         if self._instruments.frame_sent is not None:
@@ -836,8 +845,8 @@ class RpcConnection:
             for pending in self._queue:
                 if not pending.future.done():
                     pending.future.set_exception(self._ended_error())
-        if self._supervisor is not None:
-            self._supervisor.connection_ended(self)
+        if self.supervisor is not None:
+            self.supervisor.connection_ended(self.owner)
 
     def _ended_error(self) -> ConnectionEnded:
         """A fresh exception saying how the connection ended (one per waiter)."""
@@ -845,7 +854,7 @@ class RpcConnection:
         ended = self._ended
         return type(ended)(ended.station_id, ended.code, ended.reason)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
         """Run ``coroutine`` in a task the connection owns (see the lifecycle rule)."""
         task = asyncio.get_running_loop().create_task(
             coroutine, name=f"csms_kit {what} {self.station_id}"
@@ -883,4 +892,149 @@ class RpcConnection:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-RpcConnection.routes = collect_routes(RpcConnection)
+class Role:
+    """One side's view of an OCPP-J connection: what both roles share; subclass a role.
+
+    :class:`~csms_kit.session.StationSession` (the CSMS side) and
+    :class:`~csms_kit.client.StationClient` (the station side) are roles; a role
+    holds its handlers (``@on``, ``@after``) and runs on an :class:`RpcConnection`,
+    which does the work. A subclass's namespace is its own: the machinery lives in
+    ``_connection``.
+
+    Class attributes configure every connection of a class: ``routers`` (see
+    :class:`~csms_kit.routing.Router`), ``validation`` (a
+    :class:`~csms_kit.ValidationPolicy`), ``call_timeout`` and ``handler_grace``
+    (seconds), ``limits`` (:class:`~csms_kit.Limits`). Keyword arguments override
+    them per connection.
+
+    Attributes for the application: ``station_id``, ``version``, ``remote_address``,
+    ``connected_at``, :attr:`last_seen`, ``stats``, ``transport``, ``endpoint``, and
+    ``state``, a dict that is the application's own.
+    """
+
+    routes: ClassVar[RouteTable]
+    routers: ClassVar[Sequence[Router]] = ()
+    validation: ClassVar[ValidationPolicy] = ValidationPolicy()
+    call_timeout: ClassVar[float] = 30.0
+    handler_grace: ClassVar[float] = 5.0
+    limits: ClassVar[Limits] = Limits()
+    #: What calls fail with when the peer goes away; each role names its peer.
+    peer_disconnected: ClassVar[type[PeerDisconnected]] = PeerDisconnected
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.routes = collect_routes(cls)
+
+    def __init__(
+        self,
+        station_id: str,
+        transport: Transport,
+        version: OcppVersion | str,
+        *,
+        remote_address: Any = None,
+        validation: ValidationPolicy | None = None,
+        call_timeout: float | None = None,
+        handler_grace: float | None = None,
+        hooks: Hooks | None = None,
+        limits: Limits | None = None,
+        instruments: Instruments | None = None,
+        supervisor: Supervisor | None = None,
+    ) -> None:
+        self.station_id = station_id
+        self.version = OcppVersion.parse(version)
+        self.remote_address = (
+            getattr(transport, "remote_address", None)
+            if remote_address is None
+            else remote_address
+        )
+        self.connected_at = datetime.datetime.now(datetime.timezone.utc)
+        self.state: dict[str, Any] = {}
+        self._connection = connection = RpcConnection(
+            self,
+            transport,
+            validation=validation or self.validation,
+            call_timeout=self.call_timeout if call_timeout is None else call_timeout,
+            handler_grace=self.handler_grace if handler_grace is None else handler_grace,
+            hooks=hooks,
+            limits=self.limits if limits is None else limits,
+            instruments=instruments,
+            supervisor=supervisor,
+        )
+        self.transport = transport
+        self.endpoint = connection.endpoint
+        self.stats = connection.stats
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.station_id!r} OCPP {self.version}>"
+
+    @property
+    def hooks(self) -> Hooks:
+        """The server's hooks (none outside a server)."""
+        return self._connection.hooks
+
+    @property
+    def last_seen(self) -> datetime.datetime:
+        """When the peer last sent a frame (connection time before the first)."""
+        return self._connection.last_seen
+
+    @property
+    def ended(self) -> bool:
+        """Whether the connection has ended, whichever side ended it."""
+        return self._connection.ended
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code that ended the connection (``None`` while it is open)."""
+        return self._connection.close_code
+
+    @property
+    def close_reason(self) -> str:
+        """The close reason that ended the connection (``""`` while it is open)."""
+        return self._connection.close_reason
+
+    async def run(self) -> None:
+        """Read and handle the peer's messages until the connection ends.
+
+        Returns once the connection has ended and every handler task has finished
+        (see the :mod:`module docstring <csms_kit.connection>` for the rule).
+        Cancelling ``run`` closes the connection and cancels its handlers.
+        """
+        await self._connection.run()
+
+    async def call(
+        self, request: Any, *, action: str | None = None, timeout: float | None = None
+    ) -> Any:
+        """See :meth:`Role.call`."""
+        return await self._connection.call(request, action=action, timeout=timeout)
+
+    async def call_payload(
+        self, action: str, payload: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """:meth:`call` with JSON payloads in and out: what a registry relays between nodes."""
+        return await self._connection.call_payload(action, payload, timeout=timeout)
+
+    async def send(self, message: Any, *, action: str | None = None) -> None:
+        """Send an OCPP 2.1 SEND message (never answered); allowed while a CALL is out."""
+        await self._connection.send(message, action=action)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection with ``code``/``reason``.
+
+        Outgoing calls fail with :class:`~csms_kit.exceptions.SessionClosed` at once.
+        Handlers already running may finish; :meth:`run` returns when they have.
+        """
+        await self._connection.close(code, reason)
+
+    async def shutdown(
+        self, code: int = CLOSE_GOING_AWAY, reason: str = "", grace: float | None = None
+    ) -> None:
+        """Let the CALLs the peer already sent be answered, then :meth:`close`.
+
+        Waits at most ``grace`` seconds (default ``handler_grace``) for the handlers;
+        the peer's CALLs arriving meanwhile are handled too. This is how a server
+        shuts down without losing a response.
+        """
+        await self._connection.shutdown(code, reason, grace)
+
+
+Role.routes = collect_routes(Role)

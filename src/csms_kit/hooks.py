@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from csms_kit.connection import RpcConnection
+    from csms_kit.connection import Role
     from csms_kit.session import StationSession
 
 __all__ = ["Handshake", "Hooks", "Rejection", "call_hook", "host_of", "parse_basic_auth"]
@@ -126,8 +126,8 @@ def parse_basic_auth(header: str | None) -> tuple[str, bytes] | None:
 Authenticate = Callable[[Handshake], "Rejection | Awaitable[Rejection | None] | None"]
 OnConnect = Callable[["StationSession"], Any]
 OnDisconnect = Callable[["StationSession", "int | None", str], Any]
-OnMessage = Callable[["RpcConnection", Direction, "str | bytes"], Any]
-OnError = Callable[["RpcConnection | None", BaseException], Any]
+OnMessage = Callable[["Role", Direction, "str | bytes"], Any]
+OnError = Callable[["Role | None", BaseException], Any]
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Hooks:
     on_message: OnMessage | None = None
     on_error: OnError | None = None
 
-    async def report_error(self, session: RpcConnection | None, error: BaseException) -> None:
+    async def report_error(self, session: Role | None, error: BaseException) -> None:
         """Tell ``on_error`` about ``error``; a failure of the hook itself is only logged."""
         if self.on_error is not None:
             await call_hook(self.on_error, session, error)

@@ -10,7 +10,7 @@ from typing import Any
 
 from csms_kit.client import connect_station
 from csms_kit.clock import current_time
-from csms_kit.connection import RpcConnection
+from csms_kit.connection import Role
 from csms_kit.versions import OcppVersion
 
 __all__ = ["StationTally", "run_station"]
@@ -58,7 +58,7 @@ def _messages_2x(station_id: str, tag: str) -> dict[str, Any]:
     }
 
 
-async def _charge_16(station: RpcConnection, tag: str, energy: int) -> None:
+async def _charge_16(station: Role, tag: str, energy: int) -> None:
     started = await station.call(
         {"connectorId": 1, "idTag": tag, "meterStart": energy, "timestamp": current_time()},
         action="StartTransaction",
@@ -85,7 +85,7 @@ async def _charge_16(station: RpcConnection, tag: str, energy: int) -> None:
     )
 
 
-async def _charge_2x(station: RpcConnection, tag: str, energy: int) -> None:
+async def _charge_2x(station: Role, tag: str, energy: int) -> None:
     transaction = {"transactionId": f"tx-{random.getrandbits(40):x}"}
     for seq, (event, trigger) in enumerate(
         (("Started", "Authorized"), ("Updated", "MeterValuePeriodic"), ("Ended", "EVDeparted"))
