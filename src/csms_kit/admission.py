@@ -34,12 +34,12 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from csms_kit.connection import Role
 from csms_kit.exceptions import DuplicateConnection
 from csms_kit.hooks import Handshake, Hooks, Rejection, call_hook, host_of
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
 from csms_kit.instruments import Instruments
 from csms_kit.registry import ConnectionRegistry
+from csms_kit.role import Role
 from csms_kit.session import StationSession
 from csms_kit.transport import Transport
 from csms_kit.versions import OcppVersion

@@ -1,7 +1,7 @@
 """A simple station-side client: connect to a CSMS as a charging station.
 
 The OCPP-J rules are symmetric, so the station side is an
-:class:`~csms_kit.connection.Role` too, without the CSMS's policy: its
+:class:`~csms_kit.role.Role` too, without the CSMS's policy: its
 ``call()`` sends the station's requests (BootNotification, Heartbeat, ...) and its
 ``@on`` handlers answer the CSMS's requests; when the CSMS goes away, calls fail with
 :class:`~csms_kit.exceptions.CsmsDisconnected`. :class:`StationClient` answers the
@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import websockets
 
-from csms_kit.connection import Role
 from csms_kit.exceptions import CsmsDisconnected
+from csms_kit.role import Role
 from csms_kit.routing import on
 from csms_kit.versions import OcppVersion
 from csms_kit.websocket import WebSocketTransport, read_in_small_chunks, redacting_logger

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from csms_kit.connection import Role
+    from csms_kit.role import Role
     from csms_kit.session import StationSession
 
 __all__ = ["Handshake", "Hooks", "Rejection", "call_hook", "host_of", "parse_basic_auth"]

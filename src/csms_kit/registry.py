@@ -229,7 +229,7 @@ class ConnectionRegistry(abc.ABC):
         action: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        """:meth:`Role.call <csms_kit.connection.Role.call>` on ``station_id``.
+        """:meth:`Role.call <csms_kit.role.Role.call>` on ``station_id``.
 
         Works from any process sharing the registry: a station held elsewhere is
         reached through :meth:`forward_call`, with the same typed response or the
@@ -261,7 +261,7 @@ class ConnectionRegistry(abc.ABC):
         return await self.forward_call(station_id, action, payload, timeout)
 
     async def send(self, station_id: str, message: Any, *, action: str | None = None) -> None:
-        """:meth:`~csms_kit.connection.Role.send` on ``station_id`` (see :meth:`call`)."""
+        """:meth:`~csms_kit.role.Role.send` on ``station_id`` (see :meth:`call`)."""
         self.attach()
         session = self.local_session(station_id)
         if session is not None and not session.ended:

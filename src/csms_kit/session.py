@@ -1,6 +1,6 @@
 """The CSMS side of one station's connection: :class:`StationSession`.
 
-A session is a :class:`~csms_kit.connection.Role` (handlers, ``call``/``send``,
+A session is a :class:`~csms_kit.role.Role` (handlers, ``call``/``send``,
 lifecycle, run by an :class:`~csms_kit.connection.RpcConnection`: see that module for
 the rules) plus the CSMS's own policy: the boot gate (:mod:`csms_kit.boot`), what
 the station said at boot, and
@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any, ClassVar, Protocol
 
 from csms_kit.boot import BootGate, BootInfo
-from csms_kit.connection import Role, Supervisor
+from csms_kit.connection import Supervisor
 from csms_kit.exceptions import StationDisconnected
 from csms_kit.hooks import Handshake
+from csms_kit.role import Role
 from csms_kit.transport import Transport
 from csms_kit.versions import OcppVersion
 
@@ -35,7 +36,7 @@ class StationSession(Role):
     """The CSMS side of one station's connection; subclass it to add handlers.
 
     Class attributes configure every session of a class: those of
-    :class:`~csms_kit.connection.Role` (``routers``, ``validation``,
+    :class:`~csms_kit.role.Role` (``routers``, ``validation``,
     ``call_timeout``, ``handler_grace``, ``limits``), and ``boot_gate`` (refuse
     CALLs with SecurityError until the station is Accepted at boot) and
     ``trigger_boot`` (ask a station of unknown status to boot again). Keyword

@@ -10,7 +10,7 @@ from typing import Any
 
 from csms_kit.client import connect_station
 from csms_kit.clock import current_time
-from csms_kit.connection import Role
+from csms_kit.role import Role
 from csms_kit.versions import OcppVersion
 
 __all__ = ["StationTally", "run_station"]
