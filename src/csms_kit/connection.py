@@ -288,12 +288,7 @@ class RpcConnection:
     # -- running ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Read and handle the peer's messages until the connection ends.
-
-        Returns once the connection has ended and every handler task has finished
-        (see the module docstring for the rule). Cancelling ``run`` closes the
-        connection and cancels its handlers.
-        """
+        """See :meth:`Role.run`."""
         self._loop = asyncio.get_running_loop()
         try:
             await self._read()
@@ -801,24 +796,14 @@ class RpcConnection:
     # -- ending -------------------------------------------------------------------------
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection with ``code``/``reason``.
-
-        Outgoing calls fail with :class:`~csms_kit.exceptions.SessionClosed` at once.
-        Handlers already running may finish (see the module docstring); ``run``
-        returns when they have.
-        """
+        """See :meth:`Role.close`."""
         self._end(SessionClosed(self.station_id, code, reason))
         await self.transport.close(code, reason)
 
     async def shutdown(
         self, code: int = CLOSE_GOING_AWAY, reason: str = "", grace: float | None = None
     ) -> None:
-        """Let the CALLs the peer already sent be answered, then :meth:`close`.
-
-        Waits at most ``grace`` seconds (default ``handler_grace``) for the handlers;
-        the peer's CALLs arriving meanwhile are handled too. This is how a server
-        shuts down without losing a response.
-        """
+        """See :meth:`Role.shutdown`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self._handler_grace if grace is None else grace)
         while self._worker is not None and self._ended is None:

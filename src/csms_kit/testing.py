@@ -40,7 +40,7 @@ from websockets.typing import Subprotocol
 from csms_kit.exceptions import TransportClosed
 
 if TYPE_CHECKING:
-    from csms_kit import StationSession
+    from csms_kit.role import Role
 
 __all__ = [
     "MemoryTransport",
@@ -56,7 +56,7 @@ _TIMEOUT = 5.0
 #: Seconds ``run_session`` gives the session to end once the station has closed.
 _SESSION_END_TIMEOUT = 10.0
 
-_SessionT = TypeVar("_SessionT", bound="StationSession")
+_SessionT = TypeVar("_SessionT", bound="Role")
 
 
 class _Closed:
@@ -235,7 +235,7 @@ async def run_session(
     station_id: str = "CP-1",
     **options: Any,
 ) -> AsyncIterator[tuple[_SessionT, ScriptedStation]]:
-    """Run a ``session_class`` session in memory, with a scripted station at the far end.
+    """Run a ``session_class`` session (or any role) in memory, with a scripted peer.
 
     The session is ``session_class(station_id, transport, version, **options)``; its
     ``run()`` goes on in a task while the block, given ``(session, station)``, runs.
