@@ -25,6 +25,7 @@ from csms_kit.versions import OcppVersion
 
 __all__ = ["StationSession", "StationSupervisor"]
 
+
 class StationSupervisor(Supervisor, Protocol):
     """A supervisor that also keeps the station's registration status (a server)."""
 
