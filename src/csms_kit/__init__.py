@@ -22,6 +22,7 @@ from csms_kit.clock import current_time
 from csms_kit.connection import SessionStats
 from csms_kit.error_codes import ErrorCode
 from csms_kit.exceptions import (
+    BrokerUnavailable,
     CallError,
     CallFailed,
     CallTimeout,
@@ -58,6 +59,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "BootInfo",
+    "BrokerUnavailable",
     "CallError",
     "CallFailed",
     "CallTimeout",

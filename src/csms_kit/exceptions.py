@@ -12,6 +12,7 @@ Whose fault it is decides where an exception sits::
     ├── DuplicateConnection       a second connection of a connected station (policy "reject")
     └── CallFailed                a call produced no usable response
         ├── StationNotConnected   no process holds a connected station by that id
+        ├── BrokerUnavailable     the registry's broker (Redis, NATS) cannot be reached
         ├── CallError             the peer answered with a CALLERROR
         ├── CallTimeout           no answer in time (also a built-in TimeoutError)
         ├── InvalidResponse
@@ -38,6 +39,7 @@ from typing import Any, ClassVar
 from csms_kit.error_codes import ErrorCode
 
 __all__ = [
+    "BrokerUnavailable",
     "CallError",
     "CallFailed",
     "CallTimeout",
@@ -194,6 +196,17 @@ class StationNotConnected(CallFailed):
         self.station_id = station_id
 
 
+class BrokerUnavailable(CallFailed):
+    """The cluster registry's broker (Redis, NATS) at ``url`` cannot be reached."""
+
+    _fields = ("url", "reason")
+
+    def __init__(self, url: str, reason: str = "") -> None:
+        super().__init__(f"cannot reach the registry at {url}" + (f": {reason}" if reason else ""))
+        self.url = url
+        self.reason = reason
+
+
 class CallError(CallFailed):
     """The peer answered our CALL with a CALLERROR.
 
@@ -326,6 +339,7 @@ _BY_NAME: dict[str, type[CsmsKitError]] = {
         CallFailed,
         DuplicateConnection,
         StationNotConnected,
+        BrokerUnavailable,
         CallError,
         CallTimeout,
         InvalidResponse,

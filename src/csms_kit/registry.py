@@ -47,6 +47,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from typing_extensions import Self
+
 from csms_kit.boot import BootInfo
 from csms_kit.exceptions import DuplicateConnection, StationNotConnected, UsageError
 from csms_kit.hooks import call_hook
@@ -353,6 +355,17 @@ class ConnectionRegistry(abc.ABC):
                 "would block; use 'await registry.call(...)' there"
             )
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Bind to the running loop and connect to the broker, if any; ``async with`` does it."""
+        self.attach()
 
     async def aclose(self) -> None:  # noqa: B027 - optional for subclasses
         """Finish background work (e.g. closing replaced connections). Servers call it."""

@@ -42,10 +42,21 @@ def demo_server(host: str, port: int, **options: Any) -> CsmsServer:
     )
 
 
-async def serve_demo(host: str, port: int) -> None:
-    """Run the demo CSMS until cancelled."""
-    async with demo_server(host, port) as server:
-        print(f"csms_kit demo CSMS on ws://{host}:{server.port}/<station id>", flush=True)
+async def serve_demo(
+    host: str, port: int, registry_url: str = "memory://", node_id: str | None = None
+) -> None:
+    """Run the demo CSMS until cancelled, on the registry at ``registry_url``."""
+    from csms_kit.cluster import registry_from_url  # noqa: PLC0415 - a cycle otherwise
+
+    async with (
+        registry_from_url(registry_url, node_id=node_id) as registry,
+        demo_server(host, port, registry=registry) as server,
+    ):
+        print(
+            f"csms_kit demo CSMS on ws://{host}:{server.port}/<station id> "
+            f"(node {registry.node_id}, registry {registry_url})",
+            flush=True,
+        )
         await server.serve_forever()
 
 

@@ -1,0 +1,523 @@
+"""A registry shared through Redis: :class:`RedisRegistry`.
+
+Keys and channels, under a prefix (default ``csms_kit``):
+
+=============================  ====================================================
+``{prefix}:station:{id}``      who holds the station: a hash of ``node``, ``epoch``
+                               and ``record`` (JSON), with a TTL: the holder's lease
+``{prefix}:epochs``            a counter: each registration's fencing token
+``{prefix}:status:{id}``       the registration status and boot info, across
+                               connections
+``{prefix}:node:{node_id}``    the channel a node listens on: calls, sends, replies,
+                               and "close your connection of this station"
+``{prefix}:events``            connect and disconnect events of every node
+=============================  ====================================================
+
+Presence is a lease: the holder renews every station's key each ``lease_ttl / 3``
+seconds; a node that dies stops renewing, and its stations vanish within
+``lease_ttl``. Every write of a station's key compares the epoch first (Lua scripts,
+atomic in Redis): a stale holder can neither remove nor renew a newer registration.
+
+A call to a station held elsewhere is published on the holder's channel; Redis says
+how many listened, so when the holder is gone the call fails at once with
+:class:`~csms_kit.exceptions.StationNotConnected`. The holder runs it through the
+station's own session (one outstanding CALL and FIFO hold whoever calls) and
+publishes the answer, or the exception as data, on the caller's channel.
+
+Resource handling: ``async with RedisRegistry(url)`` (or :meth:`start` and
+:meth:`aclose`) owns one Redis connection pool, a subscription and two tasks (the
+listener and the lease renewal), all ended by :meth:`aclose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from csms_kit.boot import BootInfo
+from csms_kit.exceptions import (
+    BrokerUnavailable,
+    CallFailed,
+    CallTimeout,
+    CsmsKitError,
+    DuplicateConnection,
+    StationNotConnected,
+    error_from_dict,
+)
+from csms_kit.registry import (
+    REPLACED_CODE,
+    REPLACED_REASON,
+    ConnectionRegistry,
+    DuplicatePolicy,
+    RegistryEvent,
+    StationRecord,
+)
+
+if TYPE_CHECKING:
+    from csms_kit.session import StationSession
+
+__all__ = ["RedisRegistry"]
+
+logger = logging.getLogger("csms_kit.cluster")
+
+# Claim a station: under "reject" refuse if held; else take it over. Returns
+# {claimed, previous node, previous epoch}.
+_CLAIM = """
+local node = redis.call('HGET', KEYS[1], 'node')
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if node and ARGV[4] == 'reject' then
+  return {0, node, epoch}
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', ARGV[2], 'record', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if node then
+  return {1, node, epoch}
+end
+return {1}
+"""
+# Compare-and-delete: only the registration with this epoch is removed.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+# Compare-and-renew; with a record, also rewrite it. 0 when the lease is lost.
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[1], 'record', ARGV[3])
+  end
+  return 1
+end
+return 0
+"""
+
+
+class RedisRegistry(ConnectionRegistry):
+    """The stations connected to every process sharing one Redis server.
+
+    ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://`` for TLS).
+    ``lease_ttl`` (seconds) bounds how long a dead node's stations stay listed;
+    ``call_timeout`` is the default timeout of calls forwarded to another node (the
+    caller waits a little longer, ``call_margin``, for the holder's own timeout
+    error); ``remember_statuses_for`` (seconds) keeps registration statuses across
+    connections.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str | None = None,
+        prefix: str = "csms_kit",
+        duplicate_policy: DuplicatePolicy = "replace",
+        lease_ttl: float = 15.0,
+        call_timeout: float = 30.0,
+        call_margin: float = 2.0,
+        remember_statuses_for: float = 30 * 24 * 3600,
+    ) -> None:
+        super().__init__(duplicate_policy=duplicate_policy, node_id=node_id)
+        if not lease_ttl > 0:
+            raise ValueError("lease_ttl must be positive")
+        self.url = url
+        self.prefix = prefix
+        self.lease_ttl = lease_ttl
+        self.call_timeout = call_timeout
+        self.call_margin = call_margin
+        self.remember_statuses_for = remember_statuses_for
+        self._redis: aioredis.Redis | None = None
+        self._pubsub: Any = None
+        self._sessions: dict[str, StationSession] = {}
+        self._epochs: dict[str, int] = {}
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+
+    # -- names ------------------------------------------------------------------------
+
+    def _station_key(self, station_id: str) -> str:
+        return f"{self.prefix}:station:{station_id}"
+
+    def _status_key(self, station_id: str) -> str:
+        return f"{self.prefix}:status:{station_id}"
+
+    def _channel(self, node: str) -> str:
+        return f"{self.prefix}:node:{node}"
+
+    @property
+    def _events(self) -> str:
+        return f"{self.prefix}:events"
+
+    @property
+    def _ttl_ms(self) -> int:
+        return max(1, round(self.lease_ttl * 1000))
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and subscribe; raise :class:`BrokerUnavailable` naming the URL if not."""
+        self.attach()
+        if self._redis is not None:
+            return
+        client = aioredis.from_url(self.url, decode_responses=True)
+        try:
+            await client.ping()
+            pubsub = client.pubsub()
+            await pubsub.subscribe(self._channel(self.node_id), self._events)
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        self._redis, self._pubsub = client, pubsub
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+        loop = asyncio.get_running_loop()
+        self._listener = loop.create_task(self._listen(), name="csms_kit redis listener")
+        self._renewer = loop.create_task(self._renew_leases(), name="csms_kit redis leases")
+
+    async def aclose(self) -> None:
+        """Stop listening and renewing, fail calls still waiting, close the connections."""
+        for task in (self._listener, self._renewer):
+            if task is not None:
+                task.cancel()
+        tasks = [t for t in (self._listener, self._renewer, *self._tasks) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._listener = self._renewer = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(BrokerUnavailable(self.url, "the registry was closed"))
+        self._pending.clear()
+        if self._redis is not None:
+            await self._pubsub.aclose()
+            await self._redis.aclose()
+            self._redis = self._pubsub = None
+
+    def _client(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise BrokerUnavailable(self.url, "the registry is not started (use async with)")
+        return self._redis
+
+    # -- membership -------------------------------------------------------------------
+
+    async def register(self, session: StationSession) -> None:
+        self.attach()
+        client = self._client()
+        station_id = session.station_id
+        old = self._sessions.get(station_id)
+        duplicate = old is not None and old is not session and not old.ended
+        if duplicate and self.duplicate_policy == "reject":
+            raise DuplicateConnection(station_id)
+        record = StationRecord.of(session, self.node_id)
+        try:
+            epoch = int(await client.incr(f"{self.prefix}:epochs"))
+            claimed = await self._claim(
+                keys=[self._station_key(station_id)],
+                args=[
+                    self.node_id,
+                    epoch,
+                    json.dumps(record.to_dict()),
+                    self.duplicate_policy,
+                    self._ttl_ms,
+                ],
+            )
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        if not int(claimed[0]):
+            raise DuplicateConnection(station_id)
+        if duplicate:
+            assert old is not None
+            self._close_replaced(old)
+        elif len(claimed) > 1 and claimed[1] != self.node_id:
+            # Held by another node: it closes its connection (if still that epoch).
+            await self._tell(
+                str(claimed[1]), {"type": "close", "station": station_id, "epoch": claimed[2]}
+            )
+        self._sessions[station_id] = session
+        self._epochs[station_id] = epoch
+        self._wake(station_id)
+        await self._announce("connected", record, session)
+
+    async def unregister(self, session: StationSession) -> None:
+        station_id = session.station_id
+        if self._sessions.get(station_id) is not session:
+            return  # replaced by a newer connection, which stays
+        del self._sessions[station_id]
+        epoch = self._epochs.pop(station_id)
+        try:
+            released = await self._release(keys=[self._station_key(station_id)], args=[epoch])
+        except (RedisError, OSError) as exc:
+            # The lease will lapse by itself within lease_ttl.
+            logger.warning("could not release station %r in Redis: %s", station_id, exc)
+            released = 1
+        if int(released):
+            await self._announce("disconnected", StationRecord.of(session, self.node_id), session)
+
+    def local_session(self, station_id: str) -> StationSession | None:
+        return self._sessions.get(station_id)
+
+    async def record(self, station_id: str) -> StationRecord | None:
+        session = self._sessions.get(station_id)
+        if session is not None and not session.ended:
+            return StationRecord.of(session, self.node_id)
+        try:
+            text = await self._client().hget(self._station_key(station_id), "record")
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        if text is None:
+            return None
+        record = StationRecord.from_dict(json.loads(text))
+        return None if record.node == self.node_id else record  # ours, but it left
+
+    async def stations(self) -> list[StationRecord]:
+        client = self._client()
+        try:
+            keys = [key async for key in client.scan_iter(match=self._station_key("*"))]
+            texts = [await client.hget(key, "record") for key in keys] if keys else []
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        return [StationRecord.from_dict(json.loads(text)) for text in texts if text]
+
+    async def wait_connected(self, station_id: str, timeout: float | None = None) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(station_id, []).append(waiter)
+        try:
+            if await self.record(station_id) is not None:
+                return
+            await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
+            raise TimeoutError(f"station {station_id!r} did not connect in {timeout} s") from None
+        finally:
+            waiters = self._waiters.get(station_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(station_id, None)
+
+    def _wake(self, station_id: str) -> None:
+        for waiter in self._waiters.pop(station_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- boot status memory -----------------------------------------------------------
+
+    async def registration_status(self, station_id: str) -> str | None:
+        try:
+            status = await self._client().hget(self._status_key(station_id), "status")
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        return None if status is None else str(status)
+
+    async def set_registration_status(
+        self, station_id: str, status: str, boot: BootInfo | None = None
+    ) -> None:
+        client = self._client()
+        key = self._status_key(station_id)
+        boot_text = json.dumps(None if boot is None else boot.to_dict())
+        try:
+            await client.hset(key, items=["status", status, "boot", boot_text])
+            await client.expire(key, max(1, round(self.remember_statuses_for)))
+            session = self._sessions.get(station_id)
+            if session is not None:  # our record carries the status too
+                record = StationRecord.of(session, self.node_id)
+                await self._renew(
+                    keys=[self._station_key(station_id)],
+                    args=[self._epochs[station_id], self._ttl_ms, json.dumps(record.to_dict())],
+                )
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+
+    # -- calls to other nodes -----------------------------------------------------------
+
+    async def forward_call(
+        self, station_id: str, action: str, payload: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
+        timeout = self.call_timeout if timeout is None else timeout
+        reply = await self._ask(
+            station_id,
+            {"type": "call", "action": action, "payload": payload, "timeout": timeout},
+            timeout + self.call_margin,
+            action,
+        )
+        answer: dict[str, Any] = reply["payload"]
+        return answer
+
+    async def forward_send(self, station_id: str, action: str, payload: dict[str, Any]) -> None:
+        await self._ask(
+            station_id,
+            {"type": "send", "action": action, "payload": payload},
+            self.call_margin + 5.0,
+            action,
+        )
+
+    async def _ask(
+        self, station_id: str, message: dict[str, Any], wait: float, action: str
+    ) -> dict[str, Any]:
+        """Send ``message`` to the holder of ``station_id``; its reply, or its error raised."""
+        client = self._client()
+        try:
+            holder = await client.hget(self._station_key(station_id), "node")
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        if holder is None or holder == self.node_id:
+            raise StationNotConnected(station_id)
+        request_id = uuid.uuid4().hex
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            message = {
+                **message,
+                "id": request_id,
+                "reply_to": self.node_id,
+                "station": station_id,
+            }
+            if not await self._tell(str(holder), message):
+                raise StationNotConnected(station_id)  # nobody listens: the holder is gone
+            try:
+                reply = await asyncio.wait_for(future, wait)
+            except asyncio.TimeoutError:
+                raise CallTimeout(station_id, action, None, wait) from None
+        finally:
+            self._pending.pop(request_id, None)
+        if reply.get("error") is not None:
+            raise error_from_dict(reply["error"])
+        return reply
+
+    async def _tell(self, node: str, message: dict[str, Any]) -> int:
+        """Publish ``message`` on ``node``'s channel; how many listened."""
+        try:
+            return int(await self._client().publish(self._channel(node), json.dumps(message)))
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+
+    # -- what other nodes tell us -----------------------------------------------------
+
+    async def _listen(self) -> None:
+        assert self._pubsub is not None
+        mine = self._channel(self.node_id)
+        while True:
+            try:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                logger.warning("Redis subscription lost (%s); retrying", exc)
+                await asyncio.sleep(1)
+                continue
+            if message is None:
+                continue
+            try:
+                data = json.loads(message["data"])
+            except (TypeError, ValueError):
+                logger.warning("ignored a message that is not JSON on %s", message["channel"])
+                continue
+            if message["channel"] == mine:
+                self._dispatch(data)
+            elif data.get("node") != self.node_id:
+                await self._remote_event(data)
+
+    def _dispatch(self, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        if kind == "reply":
+            future = self._pending.get(str(data.get("id")))
+            if future is not None and not future.done():
+                future.set_result(data)
+        elif kind in ("call", "send"):
+            self._spawn(self._serve(data))
+        elif kind == "close":
+            session = self._sessions.get(str(data.get("station")))
+            if session is not None and str(self._epochs.get(session.station_id)) == str(
+                data.get("epoch")
+            ):
+                self._close_replaced(session)
+
+    async def _serve(self, data: dict[str, Any]) -> None:
+        """Run a call or send from another node on our session; publish the outcome."""
+        station_id = str(data.get("station"))
+        reply: dict[str, Any] = {"type": "reply", "id": data.get("id")}
+        try:
+            session = self._sessions.get(station_id)
+            if session is None or session.ended:
+                raise StationNotConnected(station_id)
+            if data["type"] == "call":
+                reply["payload"] = await session.call_payload(
+                    data["action"], data["payload"], timeout=data.get("timeout")
+                )
+            else:
+                await session.send(data["payload"], action=data["action"])
+        except CsmsKitError as exc:
+            reply["error"] = exc.to_dict()
+        except Exception as exc:  # the caller must hear of it, typed
+            logger.exception("a forwarded %s to %r failed", data.get("type"), station_id)
+            reply["error"] = CallFailed(f"station {station_id!r}: {exc!r}").to_dict()
+        try:
+            await self._tell(str(data.get("reply_to")), reply)
+        except BrokerUnavailable as exc:
+            logger.warning("could not answer a forwarded call for %r: %s", station_id, exc)
+
+    async def _remote_event(self, data: dict[str, Any]) -> None:
+        kind = data.get("kind")
+        record = StationRecord.from_dict(data["record"])
+        if kind == "connected":
+            self._wake(record.station_id)
+            await self._publish(RegistryEvent("connected", record.station_id, None, record))
+        elif kind == "disconnected":
+            await self._publish(RegistryEvent("disconnected", record.station_id, None, record))
+
+    async def _announce(
+        self,
+        kind: Literal["connected", "disconnected"],
+        record: StationRecord,
+        session: StationSession | None,
+    ) -> None:
+        """Tell local listeners (with the session) and the other nodes (with the record)."""
+        await self._publish(RegistryEvent(kind, record.station_id, session, record))
+        try:
+            await self._client().publish(
+                self._events,
+                json.dumps({"kind": kind, "node": self.node_id, "record": record.to_dict()}),
+            )
+        except (RedisError, OSError) as exc:
+            logger.warning("could not publish a %s event: %s", kind, exc)
+
+    # -- leases -------------------------------------------------------------------------
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            for station_id, epoch in list(self._epochs.items()):
+                try:
+                    held = await self._renew(
+                        keys=[self._station_key(station_id)], args=[epoch, self._ttl_ms, ""]
+                    )
+                except (RedisError, OSError) as exc:
+                    logger.warning("could not renew leases in Redis: %s", exc)
+                    break
+                session = self._sessions.get(station_id)
+                if not int(held) and session is not None and self._epochs.get(station_id) == epoch:
+                    # A newer registration elsewhere, or the lease lapsed: this
+                    # connection is no longer the station's.
+                    logger.warning("station %r: lease lost; closing its connection", station_id)
+                    self._close_replaced(session)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _close_replaced(self, session: StationSession) -> None:
+        logger.info("station %r connected again; closing its older connection", session.station_id)
+        self._spawn(session.close(REPLACED_CODE, REPLACED_REASON))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
