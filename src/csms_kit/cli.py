@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--node-id", default=None, help="this process's name in the registry (default: host:pid)"
     )
+    serve.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=15.0,
+        help="seconds a dead process's stations stay listed in a shared registry "
+        "(default: %(default)s)",
+    )
     call = commands.add_parser(
         "call",
         help="send one CALL to a station through a registry and print the answer",
@@ -131,7 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "serve":
             asyncio.run(
-                serve_demo(arguments.host, arguments.port, arguments.registry, arguments.node_id)
+                serve_demo(
+                    arguments.host,
+                    arguments.port,
+                    arguments.registry,
+                    arguments.node_id,
+                    arguments.lease_ttl,
+                )
             )
             return 0
         if arguments.command == "call":

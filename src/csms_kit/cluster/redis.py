@@ -90,9 +90,17 @@ if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
 end
 return 0
 """
-# Compare-and-renew; with a record, also rewrite it. 0 when the lease is lost.
+# Renew our lease (compare the epoch); with a record, also rewrite it. When the key is
+# gone (it lapsed while Redis was unreachable, or Redis restarted), restore it. 0 when
+# a newer registration holds the station.
 _RENEW = """
-if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch and ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'node', ARGV[4], 'epoch', ARGV[1], 'record', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if epoch == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   if ARGV[3] ~= '' then
     redis.call('HSET', KEYS[1], 'record', ARGV[3])
@@ -333,7 +341,12 @@ class RedisRegistry(ConnectionRegistry):
                 record = StationRecord.of(session, self.node_id)
                 await self._renew(
                     keys=[self._station_key(station_id)],
-                    args=[self._epochs[station_id], self._ttl_ms, json.dumps(record.to_dict())],
+                    args=[
+                        self._epochs[station_id],
+                        self._ttl_ms,
+                        json.dumps(record.to_dict()),
+                        self.node_id,
+                    ],
                 )
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
@@ -496,20 +509,33 @@ class RedisRegistry(ConnectionRegistry):
     async def _renew_leases(self) -> None:
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
-            for station_id, epoch in list(self._epochs.items()):
-                try:
-                    held = await self._renew(
-                        keys=[self._station_key(station_id)], args=[epoch, self._ttl_ms, ""]
+            await self._renew_all()
+
+    async def _renew_all(self) -> None:
+        """Renew (or restore) the lease of every station held here, in one round trip.
+
+        A station a newer registration holds elsewhere has its connection here closed.
+        """
+        held = [(i, self._epochs[i], s) for i, s in list(self._sessions.items()) if not s.ended]
+        if not held:
+            return
+        try:
+            async with self._client().pipeline(transaction=False) as pipe:
+                for station_id, epoch, session in held:
+                    record = json.dumps(StationRecord.of(session, self.node_id).to_dict())
+                    await self._renew(
+                        keys=[self._station_key(station_id)],
+                        args=[epoch, self._ttl_ms, record, self.node_id],
+                        client=pipe,
                     )
-                except (RedisError, OSError) as exc:
-                    logger.warning("could not renew leases in Redis: %s", exc)
-                    break
-                session = self._sessions.get(station_id)
-                if not int(held) and session is not None and self._epochs.get(station_id) == epoch:
-                    # A newer registration elsewhere, or the lease lapsed: this
-                    # connection is no longer the station's.
-                    logger.warning("station %r: lease lost; closing its connection", station_id)
-                    self._close_replaced(session)
+                results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            logger.warning("could not renew leases in Redis (%s); retrying", exc)
+            return
+        for (station_id, epoch, session), renewed in zip(held, results, strict=True):
+            if not int(renewed) and self._epochs.get(station_id) == epoch:
+                logger.warning("station %r is held by a newer connection; closing", station_id)
+                self._close_replaced(session)
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -43,13 +43,20 @@ def demo_server(host: str, port: int, **options: Any) -> CsmsServer:
 
 
 async def serve_demo(
-    host: str, port: int, registry_url: str = "memory://", node_id: str | None = None
+    host: str,
+    port: int,
+    registry_url: str = "memory://",
+    node_id: str | None = None,
+    lease_ttl: float = 15.0,
 ) -> None:
     """Run the demo CSMS until cancelled, on the registry at ``registry_url``."""
     from csms_kit.cluster import registry_from_url  # noqa: PLC0415 - a cycle otherwise
 
+    options: dict[str, Any] = {"node_id": node_id}
+    if not registry_url.startswith("memory:"):
+        options["lease_ttl"] = lease_ttl
     async with (
-        registry_from_url(registry_url, node_id=node_id) as registry,
+        registry_from_url(registry_url, **options) as registry,
         demo_server(host, port, registry=registry) as server,
     ):
         print(

@@ -1,0 +1,179 @@
+"""Several real ``csms-kit serve`` processes on one Redis registry; one killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp.v16 import call as call16
+
+from csms_kit import (
+    CallTimeout,
+    CsmsKitError,
+    StationNotConnected,
+)
+from csms_kit.cluster import RedisRegistry
+from csms_kit.testing import ScriptedStation, connect_scripted
+
+pytestmark = pytest.mark.slow
+
+HOST = "127.0.0.1"
+#: Short leases, so that a killed node's stations vanish quickly.
+LEASE_TTL = 1.5
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def node(
+    registry: str, node_id: str, workdir: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A ``csms-kit serve`` process on the registry; its URL once it listens."""
+    port = free_port()
+    log = (workdir / f"{node_id}.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "csms_kit.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--registry",
+            registry,
+            "--node-id",
+            node_id,
+            "--lease-ttl",
+            str(LEASE_TTL),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
+                break
+            assert process.poll() is None, (workdir / f"{node_id}.log").read_text()
+            assert time.monotonic() < deadline, f"{node_id} did not start"
+            time.sleep(0.05)
+        yield process, f"ws://{HOST}:{port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.close()
+
+
+@contextlib.asynccontextmanager
+async def booted(url: str, station_id: str) -> AsyncIterator[ScriptedStation]:
+    """A station connected to ``url`` and answered Accepted at boot."""
+    async with connect_scripted(url, station_id, "1.6") as station:
+        answer = await station.call("boot", "BootNotification", BOOT)
+        assert answer[0] == 3 and answer[2]["status"] == "Accepted", answer
+        yield station
+
+
+async def answer_resets(station: ScriptedStation, seen: list[str]) -> None:
+    """Answer every Reset the station gets with Accepted, recording its messageId."""
+    while True:
+        frame = await station.recv(timeout=60)
+        assert frame[0] == 2 and frame[2] == "Reset", frame
+        seen.append(frame[1])
+        await station.send([3, frame[1], {"status": "Accepted"}])
+
+
+async def test_calls_reach_a_station_on_another_process_and_survive_a_kill(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Calls from a third process reach the holder; after SIGKILL they fail typed, then the
+    station reconnects to the other node and is reached there; nothing answered twice."""
+    registry_url = redis_url.rsplit("/", 1)[0] + "/7"
+    async with RedisRegistry(registry_url, node_id="api") as api:
+        with (
+            node(registry_url, "n1", tmp_path) as (n1, url1),
+            node(registry_url, "n2", tmp_path) as (_, url2),
+        ):
+            seen: list[str] = []
+            async with booted(url1, "CP1") as station:
+                answering = asyncio.create_task(answer_resets(station, seen))
+                try:
+                    record = await api.record("CP1")
+                    assert record is not None and record.node == "n1"
+                    answer = await api.call("CP1", call16.Reset(type="Soft"), timeout=5)
+                    assert answer.status == "Accepted"
+
+                    # calls in flight when the holder dies: each ends once, typed
+                    calls = [
+                        asyncio.create_task(api.call("CP1", call16.Reset(type="Hard"), timeout=1))
+                        for _ in range(10)
+                    ]
+                    await asyncio.sleep(0.05)
+                    n1.send_signal(signal.SIGKILL)
+                    outcomes: list[Any] = await asyncio.gather(*calls, return_exceptions=True)
+                    for outcome in outcomes:
+                        assert not isinstance(outcome, BaseException) or isinstance(
+                            outcome, CsmsKitError
+                        ), repr(outcome)
+                    assert any(isinstance(o, (CallTimeout, StationNotConnected)) for o in outcomes)
+                finally:
+                    answering.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await answering
+            # the holder is gone: a call fails at once, not after its timeout
+            started = time.monotonic()
+            with pytest.raises(StationNotConnected):
+                await api.call("CP1", call16.Reset(type="Soft"), timeout=30)
+            assert time.monotonic() - started < 2
+            # its lease lapses within the TTL
+            deadline = time.monotonic() + LEASE_TTL * 4
+            while await api.record("CP1") is not None:
+                assert time.monotonic() < deadline, "the dead node's station is still listed"
+                await asyncio.sleep(0.1)
+            # the station reconnects to the other node and is reached there
+            async with booted(url2, "CP1") as station:
+                answering = asyncio.create_task(answer_resets(station, seen))
+                try:
+                    await api.wait_connected("CP1", timeout=5)
+                    record = await api.record("CP1")
+                    assert record is not None and record.node == "n2"
+                    answer = await api.call("CP1", call16.Reset(type="Soft"), timeout=5)
+                    assert answer.status == "Accepted"
+                finally:
+                    answering.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await answering
+            assert len(seen) == len(set(seen)), "a CALL reached the station twice"
+
+
+async def test_cluster_wide_replace_closes_the_old_connection(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A station connecting to node 2 while node 1 holds it: node 1 closes its connection."""
+    registry_url = redis_url.rsplit("/", 1)[0] + "/8"
+    async with RedisRegistry(registry_url, node_id="api") as api:
+        with (
+            node(registry_url, "n1", tmp_path) as (_, url1),
+            node(registry_url, "n2", tmp_path) as (_, url2),
+        ):
+            async with booted(url1, "CP2") as first, booted(url2, "CP2"):
+                code, reason = await first.closed_with(timeout=5)
+                assert code == 1000 and "replaced" in reason
+                record = await api.record("CP2")
+                assert record is not None and record.node == "n2"
