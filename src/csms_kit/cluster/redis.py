@@ -91,14 +91,14 @@ end
 return 0
 """
 # Renew our lease (compare the epoch); with a record, also rewrite it. When the key is
-# gone (it lapsed while Redis was unreachable, or Redis restarted), restore it. 0 when
-# a newer registration holds the station.
+# gone (it lapsed while Redis was unreachable, or Redis restarted), restore it (2). 0
+# when a newer registration holds the station.
 _RENEW = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch and ARGV[3] ~= '' then
   redis.call('HSET', KEYS[1], 'node', ARGV[4], 'epoch', ARGV[1], 'record', ARGV[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  return 2
 end
 if epoch == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -493,9 +493,12 @@ class RedisRegistry(ConnectionRegistry):
         kind: Literal["connected", "disconnected"],
         record: StationRecord,
         session: StationSession | None,
+        *,
+        local: bool = True,
     ) -> None:
         """Tell local listeners (with the session) and the other nodes (with the record)."""
-        await self._publish(RegistryEvent(kind, record.station_id, session, record))
+        if local:
+            await self._publish(RegistryEvent(kind, record.station_id, session, record))
         try:
             await self._client().publish(
                 self._events,
@@ -533,9 +536,16 @@ class RedisRegistry(ConnectionRegistry):
             logger.warning("could not renew leases in Redis (%s); retrying", exc)
             return
         for (station_id, epoch, session), renewed in zip(held, results, strict=True):
-            if not int(renewed) and self._epochs.get(station_id) == epoch:
+            if self._epochs.get(station_id) != epoch:
+                continue  # it left or reconnected meanwhile
+            if not int(renewed):
                 logger.warning("station %r is held by a newer connection; closing", station_id)
                 self._close_replaced(session)
+            elif int(renewed) == 2:
+                logger.info("station %r: presence restored in Redis", station_id)
+                # Other nodes may have seen it vanish; our own listeners never did.
+                restored = StationRecord.of(session, self.node_id)
+                await self._announce("connected", restored, session, local=False)
 
     # -- helpers ------------------------------------------------------------------------
 
