@@ -95,8 +95,10 @@ class Relay(InMemoryRegistry):
         return [*await super().stations(), *await self.holder.stations()]
 
     async def forward_call(
-        self, station_id: str, action: str, payload: dict[str, Any], timeout: float | None
+        self, record: StationRecord, action: str, payload: dict[str, Any], timeout: float | None
     ) -> dict[str, Any]:
+        station_id = record.station_id
+        assert record.node == self.holder.node_id
         self.forwarded.append(("call", station_id, action, payload, timeout))
         try:
             answer = await self.holder.call_payload(
@@ -106,7 +108,10 @@ class Relay(InMemoryRegistry):
             raise self._crossed(exc) from None
         return through_json(answer)  # type: ignore[no-any-return]
 
-    async def forward_send(self, station_id: str, action: str, payload: dict[str, Any]) -> None:
+    async def forward_send(
+        self, record: StationRecord, action: str, payload: dict[str, Any]
+    ) -> None:
+        station_id = record.station_id
         self.forwarded.append(("send", station_id, action, payload, None))
         try:
             await self.holder.send(station_id, through_json(payload), action=action)

@@ -242,9 +242,10 @@ class ConnectionRegistry(abc.ABC):
         session = self.local_session(station_id)
         if session is not None and not session.ended:
             return await session.call(request, action=action, timeout=timeout)
-        endpoint = await self._remote_endpoint(station_id)
+        record = await self._holder(station_id)
+        endpoint = Endpoint(record.version)
         action, payload = endpoint.call_payload(request, action)
-        answer = await self.forward_call(station_id, action, payload, timeout)
+        answer = await self.forward_call(record, action, payload, timeout)
         return endpoint.decode_response(action, answer)
 
     async def call_payload(
@@ -260,7 +261,7 @@ class ConnectionRegistry(abc.ABC):
         session = self.local_session(station_id)
         if session is not None and not session.ended:
             return await session.call_payload(action, payload, timeout=timeout)
-        return await self.forward_call(station_id, action, payload, timeout)
+        return await self.forward_call(await self._holder(station_id), action, payload, timeout)
 
     async def send(self, station_id: str, message: Any, *, action: str | None = None) -> None:
         """:meth:`~csms_kit.role.Role.send` on ``station_id`` (see :meth:`call`)."""
@@ -269,31 +270,34 @@ class ConnectionRegistry(abc.ABC):
         if session is not None and not session.ended:
             await session.send(message, action=action)
             return
-        endpoint = await self._remote_endpoint(station_id)
-        action, payload = endpoint.send_payload(message, action)
-        await self.forward_send(station_id, action, payload)
+        record = await self._holder(station_id)
+        action, payload = Endpoint(record.version).send_payload(message, action)
+        await self.forward_send(record, action, payload)
 
-    async def _remote_endpoint(self, station_id: str) -> Endpoint:
-        """An endpoint of the version of ``station_id``, held by another process."""
+    async def _holder(self, station_id: str) -> StationRecord:
+        """The record of ``station_id``, held by another process."""
         record = await self.record(station_id)
         if record is None or record.node == self.node_id:
             raise StationNotConnected(station_id)
-        return Endpoint(record.version)
+        return record
 
     async def forward_call(
-        self, station_id: str, action: str, payload: dict[str, Any], timeout: float | None
+        self, record: StationRecord, action: str, payload: dict[str, Any], timeout: float | None
     ) -> dict[str, Any]:
-        """Carry a call to the process holding ``station_id``; return its answer's payload.
+        """Carry a call to ``record.node``, the process holding the station; return the
+        answer's payload.
 
         The holder runs it with :meth:`call_payload` on its own session and its
         exception, if any, is raised here (see :func:`~csms_kit.exceptions.error_from_dict`).
         Cluster backends implement this; here no other process exists.
         """
-        raise StationNotConnected(station_id)
+        raise StationNotConnected(record.station_id)
 
-    async def forward_send(self, station_id: str, action: str, payload: dict[str, Any]) -> None:
-        """Carry a 2.1 SEND to the process holding ``station_id`` (see :meth:`forward_call`)."""
-        raise StationNotConnected(station_id)
+    async def forward_send(
+        self, record: StationRecord, action: str, payload: dict[str, Any]
+    ) -> None:
+        """Carry a 2.1 SEND to ``record.node`` (see :meth:`forward_call`)."""
+        raise StationNotConnected(record.station_id)
 
     # -- threads ----------------------------------------------------------------------
 

@@ -354,11 +354,11 @@ class RedisRegistry(ConnectionRegistry):
     # -- calls to other nodes -----------------------------------------------------------
 
     async def forward_call(
-        self, station_id: str, action: str, payload: dict[str, Any], timeout: float | None
+        self, record: StationRecord, action: str, payload: dict[str, Any], timeout: float | None
     ) -> dict[str, Any]:
         timeout = self.call_timeout if timeout is None else timeout
         reply = await self._ask(
-            station_id,
+            record,
             {"type": "call", "action": action, "payload": payload, "timeout": timeout},
             timeout + self.call_margin,
             action,
@@ -366,36 +366,28 @@ class RedisRegistry(ConnectionRegistry):
         answer: dict[str, Any] = reply["payload"]
         return answer
 
-    async def forward_send(self, station_id: str, action: str, payload: dict[str, Any]) -> None:
+    async def forward_send(
+        self, record: StationRecord, action: str, payload: dict[str, Any]
+    ) -> None:
         await self._ask(
-            station_id,
+            record,
             {"type": "send", "action": action, "payload": payload},
             self.call_margin + 5.0,
             action,
         )
 
     async def _ask(
-        self, station_id: str, message: dict[str, Any], wait: float, action: str
+        self, record: StationRecord, message: dict[str, Any], wait: float, action: str
     ) -> dict[str, Any]:
-        """Send ``message`` to the holder of ``station_id``; its reply, or its error raised."""
-        client = self._client()
-        try:
-            holder = await client.hget(self._station_key(station_id), "node")
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(self.url, str(exc)) from exc
-        if holder is None or holder == self.node_id:
-            raise StationNotConnected(station_id)
+        """Send ``message`` to the holder of the station; its reply, or its error raised."""
+        station_id = record.station_id
         request_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            message = {
-                **message,
-                "id": request_id,
-                "reply_to": self.node_id,
-                "station": station_id,
-            }
-            if not await self._tell(str(holder), message):
+            message = {**message, "id": request_id, "station": station_id}
+            message["reply_to"] = self.node_id
+            if not await self._tell(record.node, message):
                 raise StationNotConnected(station_id)  # nobody listens: the holder is gone
             try:
                 reply = await asyncio.wait_for(future, wait)
