@@ -187,22 +187,39 @@ def main() -> int:
                 )
             )
             time.sleep(0.5)
-            hold = child("--role", "holder", "--redis", redis_url, "--port", str(port),
-                         stdin=subprocess.PIPE)  # fmt: skip
+            hold = child(
+                "--role",
+                "holder",
+                "--redis",
+                redis_url,
+                "--port",
+                str(port),
+                stdin=subprocess.PIPE,
+            )
             processes.append(hold)
             expect(hold, "holder")
-            sts = child("--role", "stations", "--port", str(port),
-                        "--stations", str(arguments.stations))  # fmt: skip
+            sts = child(
+                "--role", "stations", "--port", str(port), "--stations", str(arguments.stations)
+            )
             processes.append(sts)
             expect(sts, "stations")
-            remote_process = child("--role", "caller", "--redis", redis_url,
-                                   "--stations", str(arguments.stations),
-                                   "--callers", str(arguments.callers),
-                                   "--seconds", str(arguments.seconds))  # fmt: skip
+            remote_process = child(
+                "--role",
+                "caller",
+                "--redis",
+                redis_url,
+                "--stations",
+                str(arguments.stations),
+                "--callers",
+                str(arguments.callers),
+                "--seconds",
+                str(arguments.seconds),
+            )
             processes.append(remote_process)
             remote = json.loads(expect(remote_process, "caller"))
             assert hold.stdin is not None
-            hold.stdin.write(f"local {arguments.stations} {arguments.callers} {arguments.seconds}\n")
+            command = f"local {arguments.stations} {arguments.callers} {arguments.seconds}\n"
+            hold.stdin.write(command)
             hold.stdin.flush()
             local = json.loads(expect(hold, "holder, local calls"))
         finally:
@@ -210,13 +227,18 @@ def main() -> int:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 process.wait()
-    print(f"{arguments.stations} stations, {arguments.callers} concurrent callers, "
-          f"{arguments.seconds:g} s each, Redis on loopback")  # fmt: skip
+    print(
+        f"{arguments.stations} stations, {arguments.callers} concurrent callers, "
+        f"{arguments.seconds:g} s each, Redis on loopback"
+    )
     print("| call | calls/s | p50 ms | p99 ms | errors |")
     print("|---|---:|---:|---:|---:|")
-    for name, figures in (("local (holder's own session)", local), ("from another process", remote)):
-        print(f"| {name} | {figures['calls_per_s']:,.0f} | {figures['p50_ms']:.2f} | "
-              f"{figures['p99_ms']:.2f} | {figures['errors']} |")  # fmt: skip
+    rows = (("local (holder's own session)", local), ("from another process", remote))
+    for name, figures in rows:
+        print(
+            f"| {name} | {figures['calls_per_s']:,.0f} | {figures['p50_ms']:.2f} | "
+            f"{figures['p99_ms']:.2f} | {figures['errors']} |"
+        )
     overhead = remote["p50_ms"] - local["p50_ms"]
     print(f"\ncross-node overhead, p50: {overhead:.2f} ms (target <= 1 ms)")
     return 1 if remote["errors"] or local["errors"] else 0
