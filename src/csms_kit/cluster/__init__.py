@@ -1,9 +1,10 @@
 """Registries shared by many processes and machines.
 
-:class:`RedisRegistry` keeps who is connected in Redis and routes calls between the
-processes that share it; :func:`registry_from_url` builds a registry from a URL. Each
-needs its client library (``pip install "csms-kit[redis]"``), imported only when
-the registry is built.
+:class:`RedisRegistry` and :class:`NatsRegistry` keep who is connected in Redis or in
+NATS (JetStream key-value) and route calls between the processes that share them;
+:func:`registry_from_url` builds a registry from a URL. Each needs its client library
+(``pip install "csms-kit[redis]"`` or ``"csms-kit[nats]"``), imported only when the
+registry is built.
 
 Use the same registry object in a process that holds stations (pass it to
 ``serve``) and in one that only calls them::
@@ -20,13 +21,14 @@ from csms_kit.exceptions import UsageError
 from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
 
 if TYPE_CHECKING:
+    from csms_kit.cluster.nats import NatsRegistry
     from csms_kit.cluster.redis import RedisRegistry
 
-__all__ = ["RedisRegistry", "registry_from_url"]
+__all__ = ["NatsRegistry", "RedisRegistry", "registry_from_url"]
 
 
 def registry_from_url(url: str, **options: Any) -> ConnectionRegistry:
-    """A registry for ``url``: ``memory://``, ``redis://`` or ``rediss://``.
+    """A registry for ``url``: ``memory://``, ``redis://``, ``rediss://`` or ``nats://``.
 
     ``options`` go to the registry's constructor (``node_id``, ``duplicate_policy``,
     ...). Use the result with ``async with``, like the classes.
@@ -38,7 +40,11 @@ def registry_from_url(url: str, **options: Any) -> ConnectionRegistry:
         from csms_kit.cluster.redis import RedisRegistry  # noqa: PLC0415 - optional extra
 
         return RedisRegistry(url, **options)
-    raise UsageError(f"no registry for {url!r}: use memory://, redis:// or rediss://")
+    if scheme in ("nats", "tls"):
+        from csms_kit.cluster.nats import NatsRegistry  # noqa: PLC0415 - optional extra
+
+        return NatsRegistry(url, **options)
+    raise UsageError(f"no registry for {url!r}: use memory://, redis://, rediss:// or nats://")
 
 
 def __getattr__(name: str) -> Any:
@@ -47,4 +53,8 @@ def __getattr__(name: str) -> Any:
         from csms_kit.cluster.redis import RedisRegistry  # noqa: PLC0415
 
         return RedisRegistry
+    if name == "NatsRegistry":
+        from csms_kit.cluster.nats import NatsRegistry  # noqa: PLC0415
+
+        return NatsRegistry
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -48,8 +48,13 @@ async def serve_demo(
     registry_url: str = "memory://",
     node_id: str | None = None,
     lease_ttl: float = 15.0,
+    *,
+    reuse_port: bool = False,
 ) -> None:
-    """Run the demo CSMS until cancelled, on the registry at ``registry_url``."""
+    """Run the demo CSMS until cancelled, on the registry at ``registry_url``.
+
+    ``reuse_port`` lets other processes listen on the same port (``--workers``).
+    """
     from csms_kit.cluster import registry_from_url  # noqa: PLC0415 - a cycle otherwise
 
     options: dict[str, Any] = {"node_id": node_id}
@@ -57,7 +62,7 @@ async def serve_demo(
         options["lease_ttl"] = lease_ttl
     async with (
         registry_from_url(registry_url, **options) as registry,
-        demo_server(host, port, registry=registry) as server,
+        demo_server(host, port, registry=registry, reuse_port=reuse_port) as server,
     ):
         print(
             f"csms_kit demo CSMS on ws://{host}:{server.port}/<station id> "

@@ -1,0 +1,502 @@
+"""A registry shared through NATS: :class:`NatsRegistry`.
+
+Presence lives in a JetStream key-value bucket (``{prefix}_stations``) whose entries
+expire after ``lease_ttl`` seconds unless rewritten: the holder rewrites each of its
+stations every ``lease_ttl / 3`` seconds, always with compare-and-set on the revision
+it last wrote. A revision is the registration's fencing token: a stale holder's
+write or delete names an old revision and fails, so it can neither remove nor renew a
+newer registration. Registration statuses live in ``{prefix}_status``.
+
+Calls use NATS request/reply on the holder's subject ``{prefix}.node.<node>``: when
+no process listens there, NATS answers "no responders" at once and the call fails with
+:class:`~csms_kit.exceptions.StationNotConnected`. Events go on ``{prefix}.events``.
+
+Needs a NATS server with JetStream enabled (``nats-server -js``).
+
+Resource handling: ``async with NatsRegistry(url)`` (or :meth:`start` and
+:meth:`aclose`) owns one NATS connection, two subscriptions and the lease task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+import nats
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import (
+    BadRequestError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+)
+
+from csms_kit.boot import BootInfo
+from csms_kit.exceptions import (
+    BrokerUnavailable,
+    CallFailed,
+    CallTimeout,
+    CsmsKitError,
+    DuplicateConnection,
+    StationNotConnected,
+    error_from_dict,
+)
+from csms_kit.registry import (
+    REPLACED_CODE,
+    REPLACED_REASON,
+    ConnectionRegistry,
+    DuplicatePolicy,
+    RegistryEvent,
+    StationRecord,
+)
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js.kv import KeyValue
+
+    from csms_kit.session import StationSession
+
+__all__ = ["NatsRegistry"]
+
+logger = logging.getLogger("csms_kit.cluster")
+
+#: JetStream's error code for a compare-and-set that found another revision.
+_WRONG_LAST_SEQUENCE = 10071
+#: What NATS raises when the server cannot be reached or the connection is gone.
+_UNREACHABLE = (NatsError, OSError)
+
+
+def _token(text: str) -> str:
+    """``text`` as a NATS key or subject token (identities may hold any character)."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=") or "_"
+
+
+class NatsRegistry(ConnectionRegistry):
+    """The stations connected to every process sharing one NATS server (or cluster).
+
+    ``url`` is a NATS URL (``nats://host:4222``). See :class:`RedisRegistry
+    <csms_kit.cluster.redis.RedisRegistry>` for ``lease_ttl``, ``call_timeout``,
+    ``call_margin`` and ``remember_statuses_for``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str | None = None,
+        prefix: str = "csms_kit",
+        duplicate_policy: DuplicatePolicy = "replace",
+        lease_ttl: float = 15.0,
+        call_timeout: float = 30.0,
+        call_margin: float = 2.0,
+        remember_statuses_for: float = 30 * 24 * 3600,
+    ) -> None:
+        super().__init__(duplicate_policy=duplicate_policy, node_id=node_id)
+        if not lease_ttl > 0:
+            raise ValueError("lease_ttl must be positive")
+        self.url = url
+        self.prefix = prefix
+        self.lease_ttl = lease_ttl
+        self.call_timeout = call_timeout
+        self.call_margin = call_margin
+        self.remember_statuses_for = remember_statuses_for
+        self._nc: Client | None = None
+        self._kv: KeyValue | None = None
+        self._statuses: KeyValue | None = None
+        self._sessions: dict[str, StationSession] = {}
+        self._revisions: dict[str, int] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._renewer: asyncio.Task[None] | None = None
+
+    def _subject(self, node: str) -> str:
+        return f"{self.prefix}.node.{_token(node)}"
+
+    @property
+    def _events(self) -> str:
+        return f"{self.prefix}.events"
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, open the buckets, subscribe; raise :class:`BrokerUnavailable` if not."""
+        self.attach()
+        if self._nc is not None:
+            return
+        try:
+            nc = await nats.connect(
+                self.url, connect_timeout=5, max_reconnect_attempts=-1, allow_reconnect=True
+            )
+        except (*_UNREACHABLE, asyncio.TimeoutError) as exc:
+            raise BrokerUnavailable(self.url, str(exc) or type(exc).__name__) from exc
+        try:
+            js = nc.jetstream()
+            self._kv = await self._bucket(js, f"{self.prefix}_stations", self.lease_ttl)
+            self._statuses = await self._bucket(
+                js, f"{self.prefix}_status", self.remember_statuses_for
+            )
+            await nc.subscribe(self._subject(self.node_id), cb=self._on_request)
+            await nc.subscribe(self._events, cb=self._on_event)
+        except _UNREACHABLE as exc:
+            await nc.close()
+            raise BrokerUnavailable(self.url, f"{exc} (is JetStream on? nats-server -js)") from exc
+        self._nc = nc
+        self._renewer = asyncio.get_running_loop().create_task(
+            self._renew_leases(), name="csms_kit nats leases"
+        )
+
+    @staticmethod
+    async def _bucket(js: Any, name: str, ttl: float) -> KeyValue:
+        try:
+            bucket: KeyValue = await js.create_key_value(bucket=name, ttl=ttl)
+        except BadRequestError:
+            bucket = await js.key_value(name)  # exists with other settings: use it
+        return bucket
+
+    async def aclose(self) -> None:
+        """Stop renewing, finish the tasks, close the connection."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+        tasks = [t for t in (self._renewer, *self._tasks) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._renewer = None
+        if self._nc is not None:
+            await self._nc.close()
+            self._nc = self._kv = self._statuses = None
+
+    def _client(self) -> Client:
+        if self._nc is None:
+            raise BrokerUnavailable(self.url, "the registry is not started (use async with)")
+        return self._nc
+
+    def _stations(self) -> KeyValue:
+        self._client()
+        assert self._kv is not None
+        return self._kv
+
+    # -- membership -------------------------------------------------------------------
+
+    async def register(self, session: StationSession) -> None:
+        self.attach()
+        kv = self._stations()
+        station_id = session.station_id
+        old = self._sessions.get(station_id)
+        duplicate = old is not None and old is not session and not old.ended
+        if duplicate and self.duplicate_policy == "reject":
+            raise DuplicateConnection(station_id)
+        record = StationRecord.of(session, self.node_id)
+        value = json.dumps(record.to_dict()).encode()
+        key = _token(station_id)
+        previous: StationRecord | None = None
+        try:
+            while True:
+                try:
+                    entry = await kv.get(key)
+                except KeyNotFoundError:
+                    entry = None
+                if entry is None or entry.value is None:
+                    try:
+                        revision = await kv.create(key, value)
+                        break
+                    except KeyWrongLastSequenceError:
+                        continue  # someone registered meanwhile: look again
+                if self.duplicate_policy == "reject":
+                    raise DuplicateConnection(station_id)
+                try:
+                    revision = await kv.update(key, value, last=entry.revision)
+                except KeyWrongLastSequenceError:
+                    continue
+                previous = StationRecord.from_dict(json.loads(entry.value))
+                previous_revision = entry.revision
+                break
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        if duplicate:
+            assert old is not None
+            self._close_replaced(old)
+        elif previous is not None and previous.node != self.node_id:
+            # Held by another node: it closes its connection (if still that revision).
+            message = {"type": "close", "station": station_id, "revision": previous_revision}
+            await self._client().publish(
+                self._subject(previous.node), json.dumps(message).encode()
+            )
+        self._sessions[station_id] = session
+        self._revisions[station_id] = revision
+        self._wake(station_id)
+        await self._announce("connected", record, session)
+
+    async def unregister(self, session: StationSession) -> None:
+        station_id = session.station_id
+        if self._sessions.get(station_id) is not session:
+            return  # replaced by a newer connection, which stays
+        del self._sessions[station_id]
+        revision = self._revisions.pop(station_id)
+        try:
+            await self._stations().delete(_token(station_id), last=revision)
+            released = True
+        except BadRequestError as exc:
+            if exc.err_code != _WRONG_LAST_SEQUENCE:
+                raise BrokerUnavailable(self.url, str(exc)) from exc
+            released = False  # a newer registration holds it
+        except _UNREACHABLE as exc:
+            logger.warning("could not release station %r in NATS: %s", station_id, exc)
+            released = True  # the lease lapses by itself
+        if released:
+            await self._announce("disconnected", StationRecord.of(session, self.node_id), session)
+
+    def local_session(self, station_id: str) -> StationSession | None:
+        return self._sessions.get(station_id)
+
+    async def record(self, station_id: str) -> StationRecord | None:
+        session = self._sessions.get(station_id)
+        if session is not None and not session.ended:
+            return StationRecord.of(session, self.node_id)
+        try:
+            entry = await self._stations().get(_token(station_id))
+        except KeyNotFoundError:
+            return None
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        if entry.value is None:
+            return None
+        record = StationRecord.from_dict(json.loads(entry.value))
+        return None if record.node == self.node_id else record  # ours, but it left
+
+    async def stations(self) -> list[StationRecord]:
+        kv = self._stations()
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return []
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        records = []
+        for key in keys:
+            try:
+                entry = await kv.get(key)
+            except KeyNotFoundError:
+                continue  # gone meanwhile
+            if entry.value:
+                records.append(StationRecord.from_dict(json.loads(entry.value)))
+        return records
+
+    async def wait_connected(self, station_id: str, timeout: float | None = None) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(station_id, []).append(waiter)
+        try:
+            if await self.record(station_id) is not None:
+                return
+            await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
+            raise TimeoutError(f"station {station_id!r} did not connect in {timeout} s") from None
+        finally:
+            waiters = self._waiters.get(station_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(station_id, None)
+
+    def _wake(self, station_id: str) -> None:
+        for waiter in self._waiters.pop(station_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- boot status memory -----------------------------------------------------------
+
+    async def registration_status(self, station_id: str) -> str | None:
+        self._client()
+        assert self._statuses is not None
+        try:
+            entry = await self._statuses.get(_token(station_id))
+        except KeyNotFoundError:
+            return None
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        if not entry.value:
+            return None
+        status = json.loads(entry.value).get("status")
+        return None if status is None else str(status)
+
+    async def set_registration_status(
+        self, station_id: str, status: str, boot: BootInfo | None = None
+    ) -> None:
+        self._client()
+        assert self._statuses is not None
+        value = {"status": status, "boot": None if boot is None else boot.to_dict()}
+        try:
+            await self._statuses.put(_token(station_id), json.dumps(value).encode())
+            session = self._sessions.get(station_id)
+            if session is not None:  # our record carries the status too
+                await self._rewrite(station_id, session)
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+
+    # -- calls to other nodes -----------------------------------------------------------
+
+    async def forward_call(
+        self, record: StationRecord, action: str, payload: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
+        timeout = self.call_timeout if timeout is None else timeout
+        reply = await self._ask(
+            record,
+            {"type": "call", "action": action, "payload": payload, "timeout": timeout},
+            timeout + self.call_margin,
+            action,
+        )
+        answer: dict[str, Any] = reply["payload"]
+        return answer
+
+    async def forward_send(
+        self, record: StationRecord, action: str, payload: dict[str, Any]
+    ) -> None:
+        message = {"type": "send", "action": action, "payload": payload}
+        await self._ask(record, message, self.call_margin + 5.0, action)
+
+    async def _ask(
+        self, record: StationRecord, message: dict[str, Any], wait: float, action: str
+    ) -> dict[str, Any]:
+        station_id = record.station_id
+        data = json.dumps({**message, "station": station_id}).encode()
+        try:
+            response = await self._client().request(self._subject(record.node), data, wait)
+        except NoRespondersError:
+            raise StationNotConnected(station_id) from None  # the holder is gone
+        except NatsTimeout:
+            raise CallTimeout(station_id, action, None, wait) from None
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        reply: dict[str, Any] = json.loads(response.data)
+        if reply.get("error") is not None:
+            raise error_from_dict(reply["error"])
+        return reply
+
+    # -- what other nodes tell us -----------------------------------------------------
+
+    async def _on_request(self, msg: Msg) -> None:
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            logger.warning("ignored a message that is not JSON on %s", msg.subject)
+            return
+        if data.get("type") == "close":
+            session = self._sessions.get(str(data.get("station")))
+            if session is not None and self._revisions.get(session.station_id) == data.get(
+                "revision"
+            ):
+                self._close_replaced(session)
+            return
+        # Each request in its own task: a slow station must not hold up the others.
+        self._spawn(self._serve(msg, data))
+
+    async def _serve(self, msg: Msg, data: dict[str, Any]) -> None:
+        station_id = str(data.get("station"))
+        reply: dict[str, Any] = {}
+        try:
+            session = self._sessions.get(station_id)
+            if session is None or session.ended:
+                raise StationNotConnected(station_id)
+            if data.get("type") == "call":
+                reply["payload"] = await session.call_payload(
+                    data["action"], data["payload"], timeout=data.get("timeout")
+                )
+            else:
+                await session.send(data["payload"], action=data["action"])
+        except CsmsKitError as exc:
+            reply["error"] = exc.to_dict()
+        except Exception as exc:  # the caller must hear of it, typed
+            logger.exception("a forwarded %s to %r failed", data.get("type"), station_id)
+            reply["error"] = CallFailed(f"station {station_id!r}: {exc!r}").to_dict()
+        try:
+            await msg.respond(json.dumps(reply).encode())
+        except _UNREACHABLE as exc:
+            logger.warning("could not answer a forwarded call for %r: %s", station_id, exc)
+
+    async def _on_event(self, msg: Msg) -> None:
+        try:
+            data = json.loads(msg.data)
+            if data.get("node") == self.node_id:
+                return  # ours: local listeners heard it already
+            record = StationRecord.from_dict(data["record"])
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignored a malformed event on %s", msg.subject)
+            return
+        if data.get("kind") == "connected":
+            self._wake(record.station_id)
+            await self._publish(RegistryEvent("connected", record.station_id, None, record))
+        elif data.get("kind") == "disconnected":
+            await self._publish(RegistryEvent("disconnected", record.station_id, None, record))
+
+    async def _announce(
+        self,
+        kind: Literal["connected", "disconnected"],
+        record: StationRecord,
+        session: StationSession | None,
+        *,
+        local: bool = True,
+    ) -> None:
+        """Tell local listeners (with the session) and the other nodes (with the record)."""
+        if local:
+            await self._publish(RegistryEvent(kind, record.station_id, session, record))
+        message = {"kind": kind, "node": self.node_id, "record": record.to_dict()}
+        try:
+            await self._client().publish(self._events, json.dumps(message).encode())
+        except _UNREACHABLE as exc:
+            logger.warning("could not publish a %s event: %s", kind, exc)
+
+    # -- leases -------------------------------------------------------------------------
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            for station_id, session in list(self._sessions.items()):
+                if session.ended or self._sessions.get(station_id) is not session:
+                    continue
+                try:
+                    await self._rewrite(station_id, session)
+                except _UNREACHABLE as exc:
+                    logger.warning("could not renew leases in NATS (%s); retrying", exc)
+                    break
+
+    async def _rewrite(self, station_id: str, session: StationSession) -> None:
+        """Rewrite our entry (a renewed lease); restore it if it lapsed; close our
+        connection if a newer registration holds the station."""
+        kv = self._stations()
+        key = _token(station_id)
+        record = StationRecord.of(session, self.node_id)
+        value = json.dumps(record.to_dict()).encode()
+        try:
+            revision = await kv.update(key, value, last=self._revisions[station_id])
+        except KeyWrongLastSequenceError:
+            try:
+                current = await kv.get(key)
+            except KeyNotFoundError:
+                current = None
+            if current is not None and current.value:
+                logger.warning("station %r is held by a newer connection; closing", station_id)
+                self._close_replaced(session)
+                return
+            try:
+                revision = await kv.create(key, value)
+            except KeyWrongLastSequenceError:
+                return  # someone registered it meanwhile: the next round sees who
+            logger.info("station %r: presence restored in NATS", station_id)
+            await self._announce("connected", record, session, local=False)
+        if self._sessions.get(station_id) is session:
+            self._revisions[station_id] = revision
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _close_replaced(self, session: StationSession) -> None:
+        logger.info("station %r connected again; closing its older connection", session.station_id)
+        self._spawn(session.close(REPLACED_CODE, REPLACED_REASON))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
