@@ -2,13 +2,14 @@
 
 Four processes on 127.0.0.1, started by this script and stopped by it:
 
-* a ``redis-server`` of its own, on a free port;
-* the **holder**: ``serve()`` with a :class:`~csms_kit.cluster.RedisRegistry`, to which
-  the stations connect;
+* a ``redis-server`` (or, with ``--backend nats``, a ``nats-server -js``) of its own,
+  on a free port;
+* the **holder**: ``serve()`` with a cluster registry on it, to which the stations
+  connect;
 * the **stations**: plain ``websockets`` clients that answer every CALL at once with
   ``{"status": "Accepted"}``;
-* the **caller**: another process with its own ``RedisRegistry`` (node ``api``) that
-  calls ``Reset`` on the stations through the registry.
+* the **caller**: another process with its own registry (node ``api``) that calls
+  ``Reset`` on the stations through it.
 
 Each measurement runs ``--callers`` concurrent callers (default 100) for
 ``--seconds`` (default 10), round-robin over the stations; it reports calls/s and the
@@ -18,8 +19,9 @@ difference of the medians; the issue's target is p50 <= 1 ms on loopback.
 
 Run from the repository root::
 
-    python bench/cluster_bench.py              # 100 stations, 100 callers, 10 s each
-    python bench/cluster_bench.py --quick      # a smoke run
+    python bench/cluster_bench.py                   # 100 stations, 100 callers, 10 s each
+    python bench/cluster_bench.py --backend nats    # the same on NATS
+    python bench/cluster_bench.py --quick           # a smoke run
 """
 
 from __future__ import annotations
@@ -82,15 +84,15 @@ async def calls(registry: Any, stations: int, callers: int, seconds: float) -> d
     }
 
 
-async def holder(redis_url: str, port: int) -> None:
+async def holder(broker_url: str, port: int) -> None:
     from csms_kit import StationSession, serve
-    from csms_kit.cluster import RedisRegistry
+    from csms_kit.cluster import registry_from_url
 
     class Csms(StationSession):
         boot_gate = False
 
     async with (
-        RedisRegistry(redis_url, node_id="holder") as registry,
+        registry_from_url(broker_url, node_id="holder") as registry,
         serve(Csms, HOST, port, registry=registry, ping_interval=None),
     ):
         print("READY", flush=True)
@@ -121,10 +123,10 @@ async def stations(url: str, count: int) -> None:
     await asyncio.gather(*tasks)
 
 
-async def caller(redis_url: str, count: int, callers: int, seconds: float) -> None:
-    from csms_kit.cluster import RedisRegistry
+async def caller(broker_url: str, count: int, callers: int, seconds: float) -> None:
+    from csms_kit.cluster import registry_from_url
 
-    async with RedisRegistry(redis_url, node_id="api") as registry:
+    async with registry_from_url(broker_url, node_id="api") as registry:
         for n in range(count):
             await registry.wait_connected(f"B{n}", timeout=30)
         print(json.dumps(await calls(registry, count, callers, seconds)), flush=True)
@@ -153,6 +155,7 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="10 stations, 10 callers, 2 s")
+    parser.add_argument("--backend", choices=("redis", "nats"), default="redis")
     parser.add_argument("--role", choices=("holder", "stations", "caller"), help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -171,27 +174,27 @@ def main() -> int:
         )
         return 0
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    redis_port, port = free_port(), free_port()
-    redis_url = f"redis://{HOST}:{redis_port}/0"
+    broker_port, port = free_port(), free_port()
     processes: list[subprocess.Popen[Any]] = []
     with tempfile.TemporaryDirectory() as workdir:
+        if arguments.backend == "redis":
+            broker = [shutil.which("redis-server") or "redis-server", "--port", str(broker_port),
+                      "--bind", HOST, "--save", ""]  # fmt: skip
+            broker_url = f"redis://{HOST}:{broker_port}/0"
+        else:
+            scripts = os.path.dirname(sys.executable)
+            binary = os.path.join(scripts, "nats-server")
+            broker = [binary if os.path.exists(binary) else "nats-server", "-a", HOST,
+                      "-p", str(broker_port), "-js", "-sd", workdir]  # fmt: skip
+            broker_url = f"nats://{HOST}:{broker_port}"
         try:
-            processes.append(
-                subprocess.Popen(
-                    [binary, "--port", str(redis_port), "--bind", HOST, "--save", ""],
-                    cwd=workdir,
-                    stdout=subprocess.DEVNULL,
-                )
-            )
+            processes.append(subprocess.Popen(broker, cwd=workdir, stdout=subprocess.DEVNULL))
             time.sleep(0.5)
             hold = child(
                 "--role",
                 "holder",
                 "--redis",
-                redis_url,
+                broker_url,
                 "--port",
                 str(port),
                 stdin=subprocess.PIPE,
@@ -207,7 +210,7 @@ def main() -> int:
                 "--role",
                 "caller",
                 "--redis",
-                redis_url,
+                broker_url,
                 "--stations",
                 str(arguments.stations),
                 "--callers",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -75,18 +76,25 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["serve"], ("127.0.0.1", 9000)),
-        (["serve", "--host", "0.0.0.0", "--port", "9100", "-v"], ("0.0.0.0", 9100)),
+        (["serve"], ("127.0.0.1", 9000, "memory://", None, 15.0)),
+        (
+            ["serve", "--host", "0.0.0.0", "--port", "9100", "-v"],
+            ("0.0.0.0", 9100, "memory://", None, 15.0),
+        ),
+        (
+            ["serve", "--registry", "redis://r:6379/0", "--node-id", "n1", "--lease-ttl", "3"],
+            ("127.0.0.1", 9000, "redis://r:6379/0", "n1", 3.0),
+        ),
     ],
 )
 def test_serve_passes_its_options(
-    argv: list[str], expected: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+    argv: list[str], expected: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``serve`` runs the demo CSMS on ``--host`` and ``--port`` and exits 0."""
-    calls: list[tuple[str, int]] = []
+    """``serve`` runs the demo CSMS with its host, port, registry, node id and lease."""
+    calls: list[tuple[Any, ...]] = []
 
-    async def serve_demo(host: str, port: int) -> None:
-        calls.append((host, port))
+    async def serve_demo(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
 
     monkeypatch.setattr(cli, "serve_demo", serve_demo)
     assert cli.main(argv) == 0
@@ -113,3 +121,31 @@ def test_demo_passes_its_options_and_exit_status(
     monkeypatch.setattr(cli, "demo", demo)
     assert cli.main(argv) == 1
     assert calls == [expected]
+
+
+@pytest.mark.parametrize("registry", [[], ["--registry", "memory://"]])
+def test_workers_with_the_in_memory_registry_are_refused(
+    registry: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``serve --workers 2`` on memory:// exits 2 at once, saying why and what to use."""
+    assert cli.main(["serve", "--workers", "2", *registry]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("csms-kit serve: --workers 2 needs a registry shared")
+    assert "could not be reached from another" in err
+    assert "--registry redis://" in err
+
+
+def test_workers_with_port_0_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """``serve --workers 2 --port 0`` exits 2: each worker would get a port of its own."""
+    argv = ["serve", "--workers", "2", "--registry", "redis://localhost/0", "--port", "0"]
+    assert cli.main(argv) == 2
+    assert "needs a fixed --port" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_workers_must_be_a_positive_count(
+    workers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--workers`` below 1, or not a number, is a usage error (exit 2)."""
+    assert run(["serve", "--workers", workers]) == 2
+    assert "argument --workers" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from csms_kit import (
+    BrokerUnavailable,
     CallError,
     CallFailed,
     CallTimeout,
@@ -110,6 +111,7 @@ SAMPLES = [
     CallFailed("no usable response"),
     DuplicateConnection("CP-7"),
     StationNotConnected("CP-7"),
+    BrokerUnavailable("redis://127.0.0.1:6379/0", "connection refused"),
     CallError("CP-7", "Reset", "m-1", "NotSupported", "nope", {"a": [1, 2]}),
     CallError("CP-7", "Reset", "m-2", "NoSuchCode", "odd", {}),
     CallTimeout("CP-7", "Reset", "m-1", 2.5),

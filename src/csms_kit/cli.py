@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="worker processes sharing the port (SO_REUSEPORT), each holding its own "
-        "stations; more than 1 needs a shared registry such as redis:// "
+        "stations; more than 1 needs a shared registry (redis:// or nats://) "
         "(default: %(default)s)",
     )
     # Set by the parent of --workers on each worker's command line: not for users.
@@ -165,7 +165,7 @@ def _workers_problem(arguments: argparse.Namespace) -> str | None:
             f"--workers {arguments.workers} needs a registry shared by the workers, "
             f"not {arguments.registry}: each worker process would have an in-memory "
             "registry of its own, so a station connected to one worker could not be "
-            "reached from another. Use --registry redis://HOST:PORT/DB."
+            "reached from another. Use --registry redis://HOST:PORT/DB or nats://HOST:PORT."
         )
     if arguments.port == 0:
         return (
