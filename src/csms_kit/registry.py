@@ -43,7 +43,7 @@ import datetime
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -247,6 +247,32 @@ class ConnectionRegistry(abc.ABC):
         action, payload = endpoint.call_payload(request, action)
         answer = await self.forward_call(record, action, payload, timeout)
         return endpoint.decode_response(action, answer)
+
+    async def broadcast(
+        self,
+        station_ids: Iterable[str],
+        request: Any,
+        *,
+        action: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`call` on many stations at once; each station's response or exception.
+
+        Every call runs concurrently and ends on its own: the result maps each station
+        id to its typed response, or to the exception its call raised
+        (``StationNotConnected``, ``CallError``...), never raising for one of them. A
+        dict payload with ``action`` suits a fleet of mixed versions when it is valid
+        in each.
+        """
+        ids = list(dict.fromkeys(station_ids))
+        outcomes = await asyncio.gather(
+            *(self.call(i, request, action=action, timeout=timeout) for i in ids),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # cancellation and the like are not a station's answer
+        return dict(zip(ids, outcomes, strict=True))
 
     async def call_payload(
         self,

@@ -714,3 +714,35 @@ async def test_call_from_another_node_to_a_station_nobody_holds_fails_fast(
     with pytest.raises(StationNotConnected) as caught:
         await asyncio.wait_for(node_b.call("CP1", call16.Reset(type="Soft")), FAIL_FAST)
     assert caught.value.station_id == "CP1"
+
+
+@pytest.mark.shared
+async def test_broadcast_reaches_stations_on_every_node(make_registry: RegistryFactory) -> None:
+    """A broadcast from a third node gets each station's answer, and the error of a missing one."""
+    node_a, node_b, node_c = [await make_registry(n) for n in "ABC"]
+    async with station_on(node_a, "CP1") as one, station_on(node_b, "CP2") as two:
+        await node_c.wait_connected("CP1", TIMEOUT)
+        await node_c.wait_connected("CP2", TIMEOUT)
+        request = call16.Reset(type="Soft")
+        async with background(node_c.broadcast(["CP1", "CP2", "nobody"], request)) as task:
+            for station in (one, two):
+                frame = await next_call(station, task)
+                await station.send([3, frame[1], {"status": "Accepted"}])
+            outcomes = await asyncio.wait_for(task, TIMEOUT)
+    assert outcomes["CP1"] == outcomes["CP2"] == result16.Reset(status="Accepted")
+    assert isinstance(outcomes["nobody"], StationNotConnected)
+    assert list(outcomes) == ["CP1", "CP2", "nobody"]
+
+
+async def test_broadcast_on_one_node(make_registry: RegistryFactory) -> None:
+    """A broadcast on the holding node answers per station; duplicates are called once."""
+    node_a = await make_registry("A")
+    async with station_on(node_a, "CP1") as station:
+        calls = node_a.broadcast(["CP1", "CP1", "nobody"], {"type": "Hard"}, action="Reset")
+        async with background(calls) as task:
+            frame = await next_call(station, task)
+            await station.send([4, frame[1], "NotSupported", "no", {}])
+            outcomes = await asyncio.wait_for(task, TIMEOUT)
+            assert await station.nothing_more()
+    assert isinstance(outcomes["CP1"], CallError) and outcomes["CP1"].code == "NotSupported"
+    assert isinstance(outcomes["nobody"], StationNotConnected)
