@@ -28,6 +28,7 @@ def steps(site_dir: str) -> list[tuple[str, list[str]]]:
         ("format", [PY, "-m", "ruff", "format", "--check", *CODE]),
         ("types", [PY, "-m", "mypy", "--strict"]),
         ("tests", [PY, "-m", "coverage", "run", "-m", "pytest", "-q", "-p", "no:cacheprovider"]),
+        ("coverage: combine", [PY, "-m", "coverage", "combine", "-q"]),
         ("coverage", [PY, "-m", "coverage", "report"]),
         ("docs", [PY, "-m", "mkdocs", "build", "--strict", "-q", "-d", site_dir]),
         ("bench smoke: protocol", [PY, "bench/protocol_bench.py", "--quick"]),

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -42,7 +43,7 @@ log = logging.getLogger("example.api")
 READ_TIMEOUT = 10.0
 MAX_HEADERS = 100
 
-Response = tuple[int, Any]
+Response = tuple[HTTPStatus, Any]
 
 
 def reset_payload(version: OcppVersion) -> dict[str, Any]:
@@ -130,7 +131,7 @@ async def handle(
             log.info("%s %s -> %d", method, target, status)
         content = json.dumps(body).encode()
         head = (
-            f"HTTP/1.1 {int(status)} {HTTPStatus(status).phrase}\r\n"
+            f"HTTP/1.1 {status.value} {status.phrase}\r\n"
             "Content-Type: application/json\r\n"
             f"Content-Length: {len(content)}\r\n"
             "Connection: close\r\n\r\n"
@@ -160,7 +161,7 @@ async def run_api(redis_url: str, host: str, port: int, timeout: float) -> None:
             await server.serve_forever()
 
 
-async def main(arguments: argparse.Namespace) -> None:
+async def main(arguments: argparse.Namespace) -> int:
     """Run the API; SIGTERM cancels it like Ctrl-C does, so that it closes cleanly."""
     task = asyncio.current_task()
     assert task is not None
@@ -169,11 +170,15 @@ async def main(arguments: argparse.Namespace) -> None:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         await run_api(arguments.redis, arguments.host, arguments.port, arguments.call_timeout)
+    except BrokerUnavailable as exc:  # Redis is down, or the URL is wrong
+        print(f"API: {exc}", file=sys.stderr)
+        return 1
     except asyncio.CancelledError:
         print("API stopped", flush=True)
     finally:
         with contextlib.suppress(NotImplementedError):
             loop.remove_signal_handler(signal.SIGTERM)
+    return 0
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -191,4 +196,4 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("csms_kit.websockets").setLevel(logging.WARNING)  # one line per socket
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: main() has closed everything
-        asyncio.run(main(parse_arguments()))
+        sys.exit(asyncio.run(main(parse_arguments())))

@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from typing import Any
 
-from csms_kit import OcppVersion, StationSession, current_time, on, serve
+from csms_kit import BrokerUnavailable, OcppVersion, StationSession, current_time, on, serve
 from csms_kit.cluster import RedisRegistry
 
 log = logging.getLogger("example.node")
@@ -58,7 +59,7 @@ async def run_node(redis_url: str, host: str, port: int, node_id: str, lease_ttl
         await server.serve_forever()
 
 
-async def main(arguments: argparse.Namespace) -> None:
+async def main(arguments: argparse.Namespace) -> int:
     """Run the node; SIGTERM cancels it like Ctrl-C does, so that it closes cleanly."""
     task = asyncio.current_task()
     assert task is not None
@@ -70,11 +71,15 @@ async def main(arguments: argparse.Namespace) -> None:
         await run_node(
             arguments.redis, arguments.host, arguments.port, arguments.node_id, arguments.lease_ttl
         )
+    except BrokerUnavailable as exc:  # Redis is down, or the URL is wrong
+        print(f"node {arguments.node_id}: {exc}", file=sys.stderr)
+        return 1
     except asyncio.CancelledError:
         print(f"node {arguments.node_id} stopped", flush=True)
     finally:
         with contextlib.suppress(NotImplementedError):
             loop.remove_signal_handler(signal.SIGTERM)
+    return 0
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -91,4 +96,4 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("csms_kit.websockets").setLevel(logging.WARNING)  # one line per socket
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: main() has closed everything
-        asyncio.run(main(parse_arguments()))
+        sys.exit(asyncio.run(main(parse_arguments())))

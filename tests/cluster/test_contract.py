@@ -746,3 +746,24 @@ async def test_broadcast_on_one_node(make_registry: RegistryFactory) -> None:
             assert await station.nothing_more()
     assert isinstance(outcomes["CP1"], CallError) and outcomes["CP1"].code == "NotSupported"
     assert isinstance(outcomes["nobody"], StationNotConnected)
+
+
+async def test_a_burst_of_connections_all_register(make_registry: RegistryFactory) -> None:
+    """150 stations connecting at once are all registered (no pool or broker limit hit)."""
+    node_a = await make_registry("A")
+    count = 150
+    async with (
+        serve(Csms, HOST, 0, registry=node_a, ping_interval=None) as server,
+        AsyncExitStack() as stack,
+    ):
+        await asyncio.gather(
+            *(
+                stack.enter_async_context(
+                    connect_scripted(f"ws://{HOST}:{server.port}", f"B{n}", "1.6")
+                )
+                for n in range(count)
+            )
+        )
+        await wait_until(lambda: len(server.sessions) == count, TIMEOUT * 2)
+        records = await node_a.stations()
+        assert sorted(r.station_id for r in records) == sorted(f"B{n}" for n in range(count))

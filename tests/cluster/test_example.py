@@ -27,8 +27,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cluster"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 #: The API's --call-timeout: how long a station has to answer a Reset.
-CALL_TIMEOUT = 1.0
-BOOT = {
+CALL_TIMEOUT = 2.0
+BOOT: dict[str, dict[str, Any]] = {
     "1.6": {"chargePointVendor": "V", "chargePointModel": "M"},
     "2.0.1": {"chargingStation": {"vendorName": "V", "model": "M"}, "reason": "PowerUp"},
 }

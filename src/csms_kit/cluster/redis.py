@@ -119,7 +119,8 @@ class RedisRegistry(ConnectionRegistry):
     ``call_timeout`` is the default timeout of calls forwarded to another node (the
     caller waits a little longer, ``call_margin``, for the holder's own timeout
     error); ``remember_statuses_for`` (seconds) keeps registration statuses across
-    connections.
+    connections; ``max_connections`` bounds the connections to Redis (more requests
+    at once wait their turn).
     """
 
     def __init__(
@@ -133,11 +134,13 @@ class RedisRegistry(ConnectionRegistry):
         call_timeout: float = 30.0,
         call_margin: float = 2.0,
         remember_statuses_for: float = 30 * 24 * 3600,
+        max_connections: int = 64,
     ) -> None:
         super().__init__(duplicate_policy=duplicate_policy, node_id=node_id)
         if not lease_ttl > 0:
             raise ValueError("lease_ttl must be positive")
         self.url = url
+        self.max_connections = max_connections
         self.prefix = prefix
         self.lease_ttl = lease_ttl
         self.call_timeout = call_timeout
@@ -179,7 +182,12 @@ class RedisRegistry(ConnectionRegistry):
         self.attach()
         if self._redis is not None:
             return
-        client = aioredis.from_url(self.url, decode_responses=True)
+        # A blocking pool: a burst of connecting stations waits for a free connection
+        # instead of failing with "too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, decode_responses=True, max_connections=self.max_connections, timeout=30
+        )
+        client = aioredis.Redis.from_pool(pool)  # the client owns it: aclose() closes it
         try:
             await client.ping()
             pubsub = client.pubsub()
