@@ -47,6 +47,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 VERSIONS = ("ocpp1.6", "ocpp2.0.1")
+#: A loopback source address of its own (``CSMS_BENCH_SOURCE``, e.g. 127.0.0.2): past
+#: ~28,000 connections to one port, one source address runs out of ephemeral ports.
+SOURCE: dict[str, Any] = (
+    {"local_addr": (os.environ["CSMS_BENCH_SOURCE"], 0)}
+    if os.environ.get("CSMS_BENCH_SOURCE")
+    else {}
+)
 #: Messages in one transaction cycle of the ``mixed`` mode (both versions).
 CYCLE = 10
 
@@ -281,6 +288,7 @@ async def open_station(
         close_timeout=5,
         proxy=None,
         **client_options(compression),
+        **SOURCE,
     )
     try:
         if ws.subprotocol != version:

@@ -70,14 +70,18 @@ async def measure(arguments: argparse.Namespace, redis_url: str, port: int) -> d
     from csms_kit.cluster import RedisRegistry
 
     deadline = ("--deadline", str(arguments.window + 900))
-    generators = [
-        await Child.start(
-            f"load {n}",
-            ["--role", "load", "--port", str(port), "--compression", "none", *deadline],
-            str(HERE / "server_bench.py"),
+    generators = []
+    for n in range(arguments.generators):
+        # Each generator from its own loopback address: one address has ~28,000 ports.
+        os.environ["CSMS_BENCH_SOURCE"] = f"127.0.0.{n + 2}"
+        generators.append(
+            await Child.start(
+                f"load {n}",
+                ["--role", "load", "--port", str(port), "--compression", "none", *deadline],
+                str(HERE / "server_bench.py"),
+            )
         )
-        for n in range(arguments.generators)
-    ]
+    os.environ.pop("CSMS_BENCH_SOURCE", None)
     try:
         for generator in generators:
             await generator.read(60)

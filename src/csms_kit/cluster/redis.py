@@ -90,12 +90,15 @@ if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
 end
 return 0
 """
-# Renew our lease (compare the epoch); with a record, also rewrite it. When the key is
-# gone (it lapsed while Redis was unreachable, or Redis restarted), restore it (2). 0
-# when a newer registration holds the station.
+# Renew our lease (compare the epoch); with a record, also (re)write it. When the key is
+# gone (it lapsed while Redis was unreachable, or Redis restarted): restore it from the
+# record given (2), or say that it needs one (3). 0 when a newer registration holds it.
 _RENEW = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch and ARGV[3] ~= '' then
+if not epoch then
+  if ARGV[3] == '' then
+    return 3
+  end
   redis.call('HSET', KEYS[1], 'node', ARGV[4], 'epoch', ARGV[1], 'record', ARGV[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 2
@@ -109,6 +112,8 @@ if epoch == ARGV[1] then
 end
 return 0
 """
+#: Leases renewed per pipelined round trip: the loop serves stations in between.
+_RENEW_BATCH = 500
 
 
 class RedisRegistry(ConnectionRegistry):
@@ -515,37 +520,57 @@ class RedisRegistry(ConnectionRegistry):
             await self._renew_all()
 
     async def _renew_all(self) -> None:
-        """Renew (or restore) the lease of every station held here, in one round trip.
+        """Renew the lease of every station held here, in pipelined batches.
 
-        A station a newer registration holds elsewhere has its connection here closed.
+        Leases Redis lost are restored from the stations' records (written only then:
+        a renewal costs no JSON). A station a newer registration holds elsewhere has
+        its connection here closed.
         """
         held = [(i, self._epochs[i], s) for i, s in list(self._sessions.items()) if not s.ended]
-        if not held:
+        lost = []
+        for start in range(0, len(held), _RENEW_BATCH):
+            batch = held[start : start + _RENEW_BATCH]
+            results = await self._renew_batch([(i, e, "") for i, e, _ in batch])
+            if results is None:
+                return
+            for (station_id, epoch, session), renewed in zip(batch, results, strict=True):
+                if self._epochs.get(station_id) != epoch:
+                    continue  # it left or reconnected meanwhile
+                if int(renewed) == 3:
+                    lost.append((station_id, epoch, session))
+                elif not int(renewed):
+                    logger.warning("station %r is held by a newer connection; closing", station_id)
+                    self._close_replaced(session)
+        if not lost:
             return
+        records = [StationRecord.of(s, self.node_id) for _, _, s in lost]
+        writes = [
+            (i, e, json.dumps(r.to_dict())) for (i, e, _), r in zip(lost, records, strict=True)
+        ]
+        results = await self._renew_batch(writes)
+        for (station_id, _, session), record, restored in zip(
+            lost, records, results or (), strict=False
+        ):
+            if int(restored) == 2:
+                logger.info("station %r: presence restored in Redis", station_id)
+                # Other nodes may have seen it vanish; our own listeners never did.
+                await self._announce("connected", record, session, local=False)
+
+    async def _renew_batch(self, leases: list[tuple[str, int, str]]) -> list[Any] | None:
+        """Run the renewal script for (station, epoch, record or "") in one round trip."""
         try:
             async with self._client().pipeline(transaction=False) as pipe:
-                for station_id, epoch, session in held:
-                    record = json.dumps(StationRecord.of(session, self.node_id).to_dict())
+                for station_id, epoch, record in leases:
                     await self._renew(
                         keys=[self._station_key(station_id)],
                         args=[epoch, self._ttl_ms, record, self.node_id],
                         client=pipe,
                     )
-                results = await pipe.execute()
+                results: list[Any] = await pipe.execute()
         except (RedisError, OSError) as exc:
             logger.warning("could not renew leases in Redis (%s); retrying", exc)
-            return
-        for (station_id, epoch, session), renewed in zip(held, results, strict=True):
-            if self._epochs.get(station_id) != epoch:
-                continue  # it left or reconnected meanwhile
-            if not int(renewed):
-                logger.warning("station %r is held by a newer connection; closing", station_id)
-                self._close_replaced(session)
-            elif int(renewed) == 2:
-                logger.info("station %r: presence restored in Redis", station_id)
-                # Other nodes may have seen it vanish; our own listeners never did.
-                restored = StationRecord.of(session, self.node_id)
-                await self._announce("connected", restored, session, local=False)
+            return None
+        return results
 
     # -- helpers ------------------------------------------------------------------------
 
