@@ -129,7 +129,10 @@ def main() -> int:
         arguments.period, arguments.window = 2.0, 5.0
     redis_port, port = free_port(), free_port()
     redis_url = f"redis://{HOST}:{redis_port}/0"
-    with tempfile.TemporaryDirectory() as workdir:
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        open(os.path.join(workdir + ".serve.log"), "wb") as serve_log,
+    ):
         redis = subprocess.Popen(
             [shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
              "--bind", HOST, "--save", ""],
@@ -138,13 +141,18 @@ def main() -> int:
         serve = subprocess.Popen(
             [sys.executable, "-m", "csms_kit.cli", "serve", "--port", str(port),
              "--registry", redis_url, "--workers", str(arguments.workers)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=serve_log,
         )  # fmt: skip
         try:
             wait_port(redis_port, 10)
             wait_port(port, 30)
             time.sleep(1)  # every worker listening
-            result = asyncio.run(measure(arguments, redis_url, port))
+            try:
+                result = asyncio.run(measure(arguments, redis_url, port))
+            finally:
+                log = Path(workdir + ".serve.log").read_text(errors="replace")
+                if serve.poll() is not None or "Traceback" in log:
+                    print(log[-3000:], file=sys.stderr)
             workers = children(serve.pid)
             rss = [rss_mib(pid) for pid in workers]
         finally:

@@ -112,8 +112,26 @@ if epoch == ARGV[1] then
 end
 return 0
 """
-#: Leases renewed per pipelined round trip: the loop serves stations in between.
-_RENEW_BATCH = 500
+# Renew many leases in one command (KEYS: the stations' keys; ARGV: the TTL, then
+# their epochs): 1 renewed, 0 held by a newer registration, 3 lost (restore it).
+_RENEW_MANY = """
+local codes = {}
+for i, key in ipairs(KEYS) do
+  local epoch = redis.call('HGET', key, 'epoch')
+  if not epoch then
+    codes[i] = 3
+  elseif epoch == ARGV[i + 1] then
+    redis.call('PEXPIRE', key, ARGV[1])
+    codes[i] = 1
+  else
+    codes[i] = 0
+  end
+end
+return codes
+"""
+#: Leases renewed per command: few objects per renewal (no garbage-collector pauses
+#: with tens of thousands of stations), and the loop serves stations in between.
+_RENEW_BATCH = 1000
 
 
 class RedisRegistry(ConnectionRegistry):
@@ -204,6 +222,7 @@ class RedisRegistry(ConnectionRegistry):
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
+        self._renew_many = client.register_script(_RENEW_MANY)
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen(), name="csms_kit redis listener")
         self._renewer = loop.create_task(self._renew_leases(), name="csms_kit redis leases")
@@ -520,7 +539,7 @@ class RedisRegistry(ConnectionRegistry):
             await self._renew_all()
 
     async def _renew_all(self) -> None:
-        """Renew the lease of every station held here, in pipelined batches.
+        """Renew the lease of every station held here, a batch per command.
 
         Leases Redis lost are restored from the stations' records (written only then:
         a renewal costs no JSON). A station a newer registration holds elsewhere has
@@ -530,47 +549,36 @@ class RedisRegistry(ConnectionRegistry):
         lost = []
         for start in range(0, len(held), _RENEW_BATCH):
             batch = held[start : start + _RENEW_BATCH]
-            results = await self._renew_batch([(i, e, "") for i, e, _ in batch])
-            if results is None:
+            try:
+                codes = await self._renew_many(
+                    keys=[self._station_key(i) for i, _, _ in batch],
+                    args=[self._ttl_ms, *(e for _, e, _ in batch)],
+                )
+            except (RedisError, OSError) as exc:
+                logger.warning("could not renew leases in Redis (%s); retrying", exc)
                 return
-            for (station_id, epoch, session), renewed in zip(batch, results, strict=True):
+            for (station_id, epoch, session), code in zip(batch, codes, strict=True):
                 if self._epochs.get(station_id) != epoch:
                     continue  # it left or reconnected meanwhile
-                if int(renewed) == 3:
+                if int(code) == 3:
                     lost.append((station_id, epoch, session))
-                elif not int(renewed):
+                elif not int(code):
                     logger.warning("station %r is held by a newer connection; closing", station_id)
                     self._close_replaced(session)
-        if not lost:
-            return
-        records = [StationRecord.of(s, self.node_id) for _, _, s in lost]
-        writes = [
-            (i, e, json.dumps(r.to_dict())) for (i, e, _), r in zip(lost, records, strict=True)
-        ]
-        results = await self._renew_batch(writes)
-        for (station_id, _, session), record, restored in zip(
-            lost, records, results or (), strict=False
-        ):
+        for station_id, epoch, session in lost:
+            record = StationRecord.of(session, self.node_id)
+            try:
+                restored = await self._renew(
+                    keys=[self._station_key(station_id)],
+                    args=[epoch, self._ttl_ms, json.dumps(record.to_dict()), self.node_id],
+                )
+            except (RedisError, OSError) as exc:
+                logger.warning("could not restore leases in Redis (%s); retrying", exc)
+                return
             if int(restored) == 2:
                 logger.info("station %r: presence restored in Redis", station_id)
                 # Other nodes may have seen it vanish; our own listeners never did.
                 await self._announce("connected", record, session, local=False)
-
-    async def _renew_batch(self, leases: list[tuple[str, int, str]]) -> list[Any] | None:
-        """Run the renewal script for (station, epoch, record or "") in one round trip."""
-        try:
-            async with self._client().pipeline(transaction=False) as pipe:
-                for station_id, epoch, record in leases:
-                    await self._renew(
-                        keys=[self._station_key(station_id)],
-                        args=[epoch, self._ttl_ms, record, self.node_id],
-                        client=pipe,
-                    )
-                results: list[Any] = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            logger.warning("could not renew leases in Redis (%s); retrying", exc)
-            return None
-        return results
 
     # -- helpers ------------------------------------------------------------------------
 
