@@ -23,7 +23,7 @@ import asyncio
 import base64
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.errors import Error as NatsError
@@ -37,23 +37,15 @@ from nats.js.errors import (
 )
 
 from csms_kit.boot import BootInfo
+from csms_kit.cluster.base import SharedRegistry
 from csms_kit.exceptions import (
     BrokerUnavailable,
-    CallFailed,
     CallTimeout,
-    CsmsKitError,
     DuplicateConnection,
     StationNotConnected,
     error_from_dict,
 )
-from csms_kit.registry import (
-    REPLACED_CODE,
-    REPLACED_REASON,
-    ConnectionRegistry,
-    DuplicatePolicy,
-    RegistryEvent,
-    StationRecord,
-)
+from csms_kit.registry import DuplicatePolicy, StationRecord
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -77,7 +69,7 @@ def _token(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=") or "_"
 
 
-class NatsRegistry(ConnectionRegistry):
+class NatsRegistry(SharedRegistry):
     """The stations connected to every process sharing one NATS server (or cluster).
 
     ``url`` is a NATS URL (``nats://host:4222``). See :class:`RedisRegistry
@@ -97,22 +89,20 @@ class NatsRegistry(ConnectionRegistry):
         call_margin: float = 2.0,
         remember_statuses_for: float = 30 * 24 * 3600,
     ) -> None:
-        super().__init__(duplicate_policy=duplicate_policy, node_id=node_id)
-        if not lease_ttl > 0:
-            raise ValueError("lease_ttl must be positive")
-        self.url = url
-        self.prefix = prefix
-        self.lease_ttl = lease_ttl
-        self.call_timeout = call_timeout
-        self.call_margin = call_margin
-        self.remember_statuses_for = remember_statuses_for
+        super().__init__(
+            url,
+            node_id=node_id,
+            prefix=prefix,
+            duplicate_policy=duplicate_policy,
+            lease_ttl=lease_ttl,
+            call_timeout=call_timeout,
+            call_margin=call_margin,
+            remember_statuses_for=remember_statuses_for,
+        )
         self._nc: Client | None = None
         self._kv: KeyValue | None = None
         self._statuses: KeyValue | None = None
-        self._sessions: dict[str, StationSession] = {}
         self._revisions: dict[str, int] = {}
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._renewer: asyncio.Task[None] | None = None
 
     def _subject(self, node: str) -> str:
@@ -250,9 +240,6 @@ class NatsRegistry(ConnectionRegistry):
         if released:
             await self._announce("disconnected", StationRecord.of(session, self.node_id), session)
 
-    def local_session(self, station_id: str) -> StationSession | None:
-        return self._sessions.get(station_id)
-
     async def record(self, station_id: str) -> StationRecord | None:
         session = self._sessions.get(station_id)
         if session is not None and not session.ended:
@@ -286,27 +273,6 @@ class NatsRegistry(ConnectionRegistry):
                 records.append(StationRecord.from_dict(json.loads(entry.value)))
         return records
 
-    async def wait_connected(self, station_id: str, timeout: float | None = None) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(station_id, []).append(waiter)
-        try:
-            if await self.record(station_id) is not None:
-                return
-            await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
-            raise TimeoutError(f"station {station_id!r} did not connect in {timeout} s") from None
-        finally:
-            waiters = self._waiters.get(station_id, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if not waiters:
-                self._waiters.pop(station_id, None)
-
-    def _wake(self, station_id: str) -> None:
-        for waiter in self._waiters.pop(station_id, ()):
-            if not waiter.done():
-                waiter.set_result(None)
-
     # -- boot status memory -----------------------------------------------------------
 
     async def registration_status(self, station_id: str) -> str | None:
@@ -338,25 +304,6 @@ class NatsRegistry(ConnectionRegistry):
             raise BrokerUnavailable(self.url, str(exc)) from exc
 
     # -- calls to other nodes -----------------------------------------------------------
-
-    async def forward_call(
-        self, record: StationRecord, action: str, payload: dict[str, Any], timeout: float | None
-    ) -> dict[str, Any]:
-        timeout = self.call_timeout if timeout is None else timeout
-        reply = await self._ask(
-            record,
-            {"type": "call", "action": action, "payload": payload, "timeout": timeout},
-            timeout + self.call_margin,
-            action,
-        )
-        answer: dict[str, Any] = reply["payload"]
-        return answer
-
-    async def forward_send(
-        self, record: StationRecord, action: str, payload: dict[str, Any]
-    ) -> None:
-        message = {"type": "send", "action": action, "payload": payload}
-        await self._ask(record, message, self.call_margin + 5.0, action)
 
     async def _ask(
         self, record: StationRecord, message: dict[str, Any], wait: float, action: str
@@ -392,62 +339,31 @@ class NatsRegistry(ConnectionRegistry):
                 self._close_replaced(session)
             return
         # Each request in its own task: a slow station must not hold up the others.
-        self._spawn(self._serve(msg, data))
+        self._spawn(self._answer(msg, data))
 
-    async def _serve(self, msg: Msg, data: dict[str, Any]) -> None:
-        station_id = str(data.get("station"))
-        reply: dict[str, Any] = {}
-        try:
-            session = self._sessions.get(station_id)
-            if session is None or session.ended:
-                raise StationNotConnected(station_id)
-            if data.get("type") == "call":
-                reply["payload"] = await session.call_payload(
-                    data["action"], data["payload"], timeout=data.get("timeout")
-                )
-            else:
-                await session.send(data["payload"], action=data["action"])
-        except CsmsKitError as exc:
-            reply["error"] = exc.to_dict()
-        except Exception as exc:  # the caller must hear of it, typed
-            logger.exception("a forwarded %s to %r failed", data.get("type"), station_id)
-            reply["error"] = CallFailed(f"station {station_id!r}: {exc!r}").to_dict()
+    async def _answer(self, msg: Msg, data: dict[str, Any]) -> None:
+        """Serve a forwarded call or send; respond to the caller's request."""
+        reply = await self._serve(data)
         try:
             await msg.respond(json.dumps(reply).encode())
         except _UNREACHABLE as exc:
-            logger.warning("could not answer a forwarded call for %r: %s", station_id, exc)
+            logger.warning(
+                "could not answer a forwarded call for %r: %s", data.get("station"), exc
+            )
 
     async def _on_event(self, msg: Msg) -> None:
         try:
             data = json.loads(msg.data)
-            if data.get("node") == self.node_id:
-                return  # ours: local listeners heard it already
-            record = StationRecord.from_dict(data["record"])
-        except (ValueError, KeyError, TypeError):
-            logger.warning("ignored a malformed event on %s", msg.subject)
+        except ValueError:
+            logger.warning("ignored a message that is not JSON on %s", msg.subject)
             return
-        if data.get("kind") == "connected":
-            self._wake(record.station_id)
-            await self._publish(RegistryEvent("connected", record.station_id, None, record))
-        elif data.get("kind") == "disconnected":
-            await self._publish(RegistryEvent("disconnected", record.station_id, None, record))
+        await self._heard(data)
 
-    async def _announce(
-        self,
-        kind: Literal["connected", "disconnected"],
-        record: StationRecord,
-        session: StationSession | None,
-        *,
-        local: bool = True,
-    ) -> None:
-        """Tell local listeners (with the session) and the other nodes (with the record)."""
-        if local:
-            await self._publish(RegistryEvent(kind, record.station_id, session, record))
-        message = {"kind": kind, "node": self.node_id, "record": record.to_dict()}
+    async def _publish_event(self, message: dict[str, Any]) -> None:
         try:
             await self._client().publish(self._events, json.dumps(message).encode())
         except _UNREACHABLE as exc:
-            logger.warning("could not publish a %s event: %s", kind, exc)
+            raise BrokerUnavailable(self.url, str(exc)) from exc
 
     # -- leases -------------------------------------------------------------------------
 
@@ -489,14 +405,3 @@ class NatsRegistry(ConnectionRegistry):
             await self._announce("connected", record, session, local=False)
         if self._sessions.get(station_id) is session:
             self._revisions[station_id] = revision
-
-    # -- helpers ------------------------------------------------------------------------
-
-    def _close_replaced(self, session: StationSession) -> None:
-        logger.info("station %r connected again; closing its older connection", session.station_id)
-        self._spawn(session.close(REPLACED_CODE, REPLACED_REASON))
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

@@ -35,29 +35,21 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from csms_kit.boot import BootInfo
+from csms_kit.cluster.base import SharedRegistry
 from csms_kit.exceptions import (
     BrokerUnavailable,
-    CallFailed,
     CallTimeout,
-    CsmsKitError,
     DuplicateConnection,
     StationNotConnected,
     error_from_dict,
 )
-from csms_kit.registry import (
-    REPLACED_CODE,
-    REPLACED_REASON,
-    ConnectionRegistry,
-    DuplicatePolicy,
-    RegistryEvent,
-    StationRecord,
-)
+from csms_kit.registry import DuplicatePolicy, StationRecord
 
 if TYPE_CHECKING:
     from csms_kit.session import StationSession
@@ -134,7 +126,7 @@ return codes
 _RENEW_BATCH = 1000
 
 
-class RedisRegistry(ConnectionRegistry):
+class RedisRegistry(SharedRegistry):
     """The stations connected to every process sharing one Redis server.
 
     ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://`` for TLS).
@@ -159,23 +151,21 @@ class RedisRegistry(ConnectionRegistry):
         remember_statuses_for: float = 30 * 24 * 3600,
         max_connections: int = 64,
     ) -> None:
-        super().__init__(duplicate_policy=duplicate_policy, node_id=node_id)
-        if not lease_ttl > 0:
-            raise ValueError("lease_ttl must be positive")
-        self.url = url
+        super().__init__(
+            url,
+            node_id=node_id,
+            prefix=prefix,
+            duplicate_policy=duplicate_policy,
+            lease_ttl=lease_ttl,
+            call_timeout=call_timeout,
+            call_margin=call_margin,
+            remember_statuses_for=remember_statuses_for,
+        )
         self.max_connections = max_connections
-        self.prefix = prefix
-        self.lease_ttl = lease_ttl
-        self.call_timeout = call_timeout
-        self.call_margin = call_margin
-        self.remember_statuses_for = remember_statuses_for
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
-        self._sessions: dict[str, StationSession] = {}
         self._epochs: dict[str, int] = {}
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
 
@@ -304,9 +294,6 @@ class RedisRegistry(ConnectionRegistry):
         if int(released):
             await self._announce("disconnected", StationRecord.of(session, self.node_id), session)
 
-    def local_session(self, station_id: str) -> StationSession | None:
-        return self._sessions.get(station_id)
-
     async def record(self, station_id: str) -> StationRecord | None:
         session = self._sessions.get(station_id)
         if session is not None and not session.ended:
@@ -328,27 +315,6 @@ class RedisRegistry(ConnectionRegistry):
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
         return [StationRecord.from_dict(json.loads(text)) for text in texts if text]
-
-    async def wait_connected(self, station_id: str, timeout: float | None = None) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(station_id, []).append(waiter)
-        try:
-            if await self.record(station_id) is not None:
-                return
-            await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
-            raise TimeoutError(f"station {station_id!r} did not connect in {timeout} s") from None
-        finally:
-            waiters = self._waiters.get(station_id, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if not waiters:
-                self._waiters.pop(station_id, None)
-
-    def _wake(self, station_id: str) -> None:
-        for waiter in self._waiters.pop(station_id, ()):
-            if not waiter.done():
-                waiter.set_result(None)
 
     # -- boot status memory -----------------------------------------------------------
 
@@ -384,29 +350,6 @@ class RedisRegistry(ConnectionRegistry):
             raise BrokerUnavailable(self.url, str(exc)) from exc
 
     # -- calls to other nodes -----------------------------------------------------------
-
-    async def forward_call(
-        self, record: StationRecord, action: str, payload: dict[str, Any], timeout: float | None
-    ) -> dict[str, Any]:
-        timeout = self.call_timeout if timeout is None else timeout
-        reply = await self._ask(
-            record,
-            {"type": "call", "action": action, "payload": payload, "timeout": timeout},
-            timeout + self.call_margin,
-            action,
-        )
-        answer: dict[str, Any] = reply["payload"]
-        return answer
-
-    async def forward_send(
-        self, record: StationRecord, action: str, payload: dict[str, Any]
-    ) -> None:
-        await self._ask(
-            record,
-            {"type": "send", "action": action, "payload": payload},
-            self.call_margin + 5.0,
-            action,
-        )
 
     async def _ask(
         self, record: StationRecord, message: dict[str, Any], wait: float, action: str
@@ -461,8 +404,8 @@ class RedisRegistry(ConnectionRegistry):
                 continue
             if message["channel"] == mine:
                 self._dispatch(data)
-            elif data.get("node") != self.node_id:
-                await self._remote_event(data)
+            else:
+                await self._heard(data)
 
     def _dispatch(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
@@ -471,7 +414,7 @@ class RedisRegistry(ConnectionRegistry):
             if future is not None and not future.done():
                 future.set_result(data)
         elif kind in ("call", "send"):
-            self._spawn(self._serve(data))
+            self._spawn(self._answer(data))
         elif kind == "close":
             session = self._sessions.get(str(data.get("station")))
             if session is not None and str(self._epochs.get(session.station_id)) == str(
@@ -479,57 +422,21 @@ class RedisRegistry(ConnectionRegistry):
             ):
                 self._close_replaced(session)
 
-    async def _serve(self, data: dict[str, Any]) -> None:
-        """Run a call or send from another node on our session; publish the outcome."""
-        station_id = str(data.get("station"))
-        reply: dict[str, Any] = {"type": "reply", "id": data.get("id")}
-        try:
-            session = self._sessions.get(station_id)
-            if session is None or session.ended:
-                raise StationNotConnected(station_id)
-            if data["type"] == "call":
-                reply["payload"] = await session.call_payload(
-                    data["action"], data["payload"], timeout=data.get("timeout")
-                )
-            else:
-                await session.send(data["payload"], action=data["action"])
-        except CsmsKitError as exc:
-            reply["error"] = exc.to_dict()
-        except Exception as exc:  # the caller must hear of it, typed
-            logger.exception("a forwarded %s to %r failed", data.get("type"), station_id)
-            reply["error"] = CallFailed(f"station {station_id!r}: {exc!r}").to_dict()
+    async def _answer(self, data: dict[str, Any]) -> None:
+        """Serve a forwarded call or send; publish the reply on the caller's channel."""
+        reply = {"type": "reply", "id": data.get("id"), **await self._serve(data)}
         try:
             await self._tell(str(data.get("reply_to")), reply)
         except BrokerUnavailable as exc:
-            logger.warning("could not answer a forwarded call for %r: %s", station_id, exc)
-
-    async def _remote_event(self, data: dict[str, Any]) -> None:
-        kind = data.get("kind")
-        record = StationRecord.from_dict(data["record"])
-        if kind == "connected":
-            self._wake(record.station_id)
-            await self._publish(RegistryEvent("connected", record.station_id, None, record))
-        elif kind == "disconnected":
-            await self._publish(RegistryEvent("disconnected", record.station_id, None, record))
-
-    async def _announce(
-        self,
-        kind: Literal["connected", "disconnected"],
-        record: StationRecord,
-        session: StationSession | None,
-        *,
-        local: bool = True,
-    ) -> None:
-        """Tell local listeners (with the session) and the other nodes (with the record)."""
-        if local:
-            await self._publish(RegistryEvent(kind, record.station_id, session, record))
-        try:
-            await self._client().publish(
-                self._events,
-                json.dumps({"kind": kind, "node": self.node_id, "record": record.to_dict()}),
+            logger.warning(
+                "could not answer a forwarded call for %r: %s", data.get("station"), exc
             )
+
+    async def _publish_event(self, message: dict[str, Any]) -> None:
+        try:
+            await self._client().publish(self._events, json.dumps(message))
         except (RedisError, OSError) as exc:
-            logger.warning("could not publish a %s event: %s", kind, exc)
+            raise BrokerUnavailable(self.url, str(exc)) from exc
 
     # -- leases -------------------------------------------------------------------------
 
@@ -579,14 +486,3 @@ class RedisRegistry(ConnectionRegistry):
                 logger.info("station %r: presence restored in Redis", station_id)
                 # Other nodes may have seen it vanish; our own listeners never did.
                 await self._announce("connected", record, session, local=False)
-
-    # -- helpers ------------------------------------------------------------------------
-
-    def _close_replaced(self, session: StationSession) -> None:
-        logger.info("station %r connected again; closing its older connection", session.station_id)
-        self._spawn(session.close(REPLACED_CODE, REPLACED_REASON))
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

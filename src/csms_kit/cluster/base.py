@@ -1,0 +1,190 @@
+"""What every cluster registry shares, whatever its broker: :class:`SharedRegistry`.
+
+A backend (Redis, NATS) stores presence and carries messages; this base keeps the
+stations held by this process, wakes ``wait_connected`` waiters, runs calls other
+processes forward to it on the station's own session, turns what it hears into
+registry events, and closes a connection a newer registration replaced.
+
+A backend implements the presence methods of
+:class:`~csms_kit.registry.ConnectionRegistry`, plus :meth:`SharedRegistry._ask` (carry a
+request to a node, return its reply) and :meth:`SharedRegistry._publish_event` (tell every
+node); it hands requests it receives to :meth:`SharedRegistry._serve` and events to
+:meth:`SharedRegistry._heard`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+from csms_kit.exceptions import CallFailed, CsmsKitError, StationNotConnected
+from csms_kit.registry import (
+    REPLACED_CODE,
+    REPLACED_REASON,
+    ConnectionRegistry,
+    DuplicatePolicy,
+    RegistryEvent,
+    StationRecord,
+)
+
+if TYPE_CHECKING:
+    from csms_kit.session import StationSession
+
+__all__ = ["SharedRegistry"]
+
+logger = logging.getLogger("csms_kit.cluster")
+
+
+class SharedRegistry(ConnectionRegistry):
+    """A registry that several processes share through a broker (see the module)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str | None,
+        prefix: str,
+        duplicate_policy: DuplicatePolicy,
+        lease_ttl: float,
+        call_timeout: float,
+        call_margin: float,
+        remember_statuses_for: float,
+    ) -> None:
+        super().__init__(duplicate_policy=duplicate_policy, node_id=node_id)
+        if not lease_ttl > 0:
+            raise ValueError("lease_ttl must be positive")
+        self.url = url
+        self.prefix = prefix
+        self.lease_ttl = lease_ttl
+        self.call_timeout = call_timeout
+        self.call_margin = call_margin
+        self.remember_statuses_for = remember_statuses_for
+        #: The stations held by this process.
+        self._sessions: dict[str, StationSession] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- to implement -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _ask(
+        self, record: StationRecord, message: dict[str, Any], wait: float, action: str
+    ) -> dict[str, Any]:
+        """Carry ``message`` to ``record.node``; its reply (``error`` raised as typed)."""
+
+    @abc.abstractmethod
+    async def _publish_event(self, message: dict[str, Any]) -> None:
+        """Tell every node of a connect or disconnect (``message`` is JSON-ready)."""
+
+    # -- stations held here -------------------------------------------------------------
+
+    def local_session(self, station_id: str) -> StationSession | None:
+        return self._sessions.get(station_id)
+
+    async def wait_connected(self, station_id: str, timeout: float | None = None) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(station_id, []).append(waiter)
+        try:
+            if await self.record(station_id) is not None:
+                return
+            await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
+            raise TimeoutError(f"station {station_id!r} did not connect in {timeout} s") from None
+        finally:
+            waiters = self._waiters.get(station_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(station_id, None)
+
+    def _wake(self, station_id: str) -> None:
+        for waiter in self._waiters.pop(station_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- calls to other nodes -----------------------------------------------------------
+
+    async def forward_call(
+        self, record: StationRecord, action: str, payload: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
+        timeout = self.call_timeout if timeout is None else timeout
+        message = {"type": "call", "action": action, "payload": payload, "timeout": timeout}
+        reply = await self._ask(record, message, timeout + self.call_margin, action)
+        answer: dict[str, Any] = reply["payload"]
+        return answer
+
+    async def forward_send(
+        self, record: StationRecord, action: str, payload: dict[str, Any]
+    ) -> None:
+        message = {"type": "send", "action": action, "payload": payload}
+        await self._ask(record, message, self.call_margin + 5.0, action)
+
+    async def _serve(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Run a call or send another node forwarded on our session; the reply to send."""
+        station_id = str(data.get("station"))
+        reply: dict[str, Any] = {}
+        try:
+            session = self._sessions.get(station_id)
+            if session is None or session.ended:
+                raise StationNotConnected(station_id)
+            if data.get("type") == "call":
+                reply["payload"] = await session.call_payload(
+                    data["action"], data["payload"], timeout=data.get("timeout")
+                )
+            else:
+                await session.send(data["payload"], action=data["action"])
+        except CsmsKitError as exc:
+            reply["error"] = exc.to_dict()
+        except Exception as exc:  # the caller must hear of it, typed
+            logger.exception("a forwarded %s to %r failed", data.get("type"), station_id)
+            reply["error"] = CallFailed(f"station {station_id!r}: {exc!r}").to_dict()
+        return reply
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def _announce(
+        self,
+        kind: Literal["connected", "disconnected"],
+        record: StationRecord,
+        session: StationSession | None,
+        *,
+        local: bool = True,
+    ) -> None:
+        """Tell local listeners (with the session) and the other nodes (with the record)."""
+        if local:
+            await self._publish(RegistryEvent(kind, record.station_id, session, record))
+        try:
+            await self._publish_event(
+                {"kind": kind, "node": self.node_id, "record": record.to_dict()}
+            )
+        except CsmsKitError as exc:
+            logger.warning("could not publish a %s event: %s", kind, exc)
+
+    async def _heard(self, data: dict[str, Any]) -> None:
+        """An event another node published: wake waiters, tell the listeners."""
+        if data.get("node") == self.node_id:
+            return  # ours: local listeners heard it already
+        try:
+            record = StationRecord.from_dict(data["record"])
+        except (KeyError, TypeError, ValueError):
+            logger.warning("ignored a malformed registry event")
+            return
+        if data.get("kind") == "connected":
+            self._wake(record.station_id)
+            await self._publish(RegistryEvent("connected", record.station_id, None, record))
+        elif data.get("kind") == "disconnected":
+            await self._publish(RegistryEvent("disconnected", record.station_id, None, record))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _close_replaced(self, session: StationSession) -> None:
+        logger.info("station %r connected again; closing its older connection", session.station_id)
+        self._spawn(session.close(REPLACED_CODE, REPLACED_REASON))
+
+    def _spawn(self, coroutine: Any) -> None:
+        """Run ``coroutine`` in a task the registry owns (awaited by ``aclose``)."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
