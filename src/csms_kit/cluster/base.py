@@ -19,7 +19,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
-from csms_kit.exceptions import CallFailed, CsmsKitError, StationNotConnected
+from csms_kit.exceptions import (
+    CallFailed,
+    CsmsKitError,
+    DuplicateConnection,
+    StationNotConnected,
+)
 from csms_kit.registry import (
     REPLACED_CODE,
     REPLACED_REASON,
@@ -82,6 +87,15 @@ class SharedRegistry(ConnectionRegistry):
 
     def local_session(self, station_id: str) -> StationSession | None:
         return self._sessions.get(station_id)
+
+    def _local_duplicate(self, session: StationSession) -> StationSession | None:
+        """The older session here that ``session`` replaces; under "reject", refuse it."""
+        old = self._sessions.get(session.station_id)
+        if old is None or old is session or old.ended:
+            return None
+        if self.duplicate_policy == "reject":
+            raise DuplicateConnection(session.station_id)
+        return old
 
     async def wait_connected(self, station_id: str, timeout: float | None = None) -> None:
         waiter = asyncio.get_running_loop().create_future()

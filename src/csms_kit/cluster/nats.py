@@ -176,10 +176,7 @@ class NatsRegistry(SharedRegistry):
         self.attach()
         kv = self._stations()
         station_id = session.station_id
-        old = self._sessions.get(station_id)
-        duplicate = old is not None and old is not session and not old.ended
-        if duplicate and self.duplicate_policy == "reject":
-            raise DuplicateConnection(station_id)
+        old = self._local_duplicate(session)
         record = StationRecord.of(session, self.node_id)
         value = json.dumps(record.to_dict()).encode()
         key = _token(station_id)
@@ -207,8 +204,7 @@ class NatsRegistry(SharedRegistry):
                 break
         except _UNREACHABLE as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
-        if duplicate:
-            assert old is not None
+        if old is not None:
             self._close_replaced(old)
         elif previous is not None and previous.node != self.node_id:
             # Held by another node: it closes its connection (if still that revision).

@@ -245,10 +245,7 @@ class RedisRegistry(SharedRegistry):
         self.attach()
         client = self._client()
         station_id = session.station_id
-        old = self._sessions.get(station_id)
-        duplicate = old is not None and old is not session and not old.ended
-        if duplicate and self.duplicate_policy == "reject":
-            raise DuplicateConnection(station_id)
+        old = self._local_duplicate(session)
         record = StationRecord.of(session, self.node_id)
         try:
             epoch = int(await client.incr(f"{self.prefix}:epochs"))
@@ -266,8 +263,7 @@ class RedisRegistry(SharedRegistry):
             raise BrokerUnavailable(self.url, str(exc)) from exc
         if not int(claimed[0]):
             raise DuplicateConnection(station_id)
-        if duplicate:
-            assert old is not None
+        if old is not None:
             self._close_replaced(old)
         elif len(claimed) > 1 and claimed[1] != self.node_id:
             # Held by another node: it closes its connection (if still that epoch).
