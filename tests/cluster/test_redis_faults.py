@@ -19,7 +19,7 @@ from csms_kit.cluster import RedisRegistry, registry_from_url
 from csms_kit.testing import connect_scripted, memory_transport_pair
 
 HOST = "127.0.0.1"
-LEASE_TTL = 0.6
+LEASE_TTL = 1.5
 
 
 class Csms(StationSession):
@@ -91,7 +91,7 @@ async def test_presence_is_restored_when_redis_forgets_it(redis_url: str, prefix
         keys = [key async for key in holder._client().scan_iter(match=f"{prefix}:station:*")]
         await holder._client().delete(*keys)
         assert await other.record("CP1") is None
-        await asyncio.wait_for(other.wait_connected("CP1"), LEASE_TTL * 3)
+        await asyncio.wait_for(other.wait_connected("CP1"), LEASE_TTL * 5)
         record = await other.record("CP1")
         assert record is not None and record.node == "A"
         await holder.unregister(session)

@@ -63,7 +63,7 @@ def workers(
     log_path = workdir / "serve.log"
     command = [
         sys.executable, "-m", "csms_kit.cli", "serve", "--port", str(port),
-        "--registry", registry, "--workers", str(count), "--lease-ttl", "2",
+        "--registry", registry, "--workers", str(count), "--lease-ttl", "5",
     ]  # fmt: skip
     with log_path.open("wb") as log:
         parent = subprocess.Popen(
