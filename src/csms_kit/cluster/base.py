@@ -66,8 +66,10 @@ class SharedRegistry(ConnectionRegistry):
         self.call_timeout = call_timeout
         self.call_margin = call_margin
         self.remember_statuses_for = remember_statuses_for
-        #: The stations held by this process.
+        #: The stations held by this process, and each one's fencing token (Redis: the
+        #: registration's epoch; NATS: the revision this process last wrote).
         self._sessions: dict[str, StationSession] = {}
+        self._tokens: dict[str, int] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -82,6 +84,10 @@ class SharedRegistry(ConnectionRegistry):
     @abc.abstractmethod
     async def _publish_event(self, message: dict[str, Any]) -> None:
         """Tell every node of a connect or disconnect (``message`` is JSON-ready)."""
+
+    @abc.abstractmethod
+    async def _notify(self, node: str, message: dict[str, Any]) -> None:
+        """Send ``message`` (JSON-ready, no reply expected) to ``node``."""
 
     # -- stations held here -------------------------------------------------------------
 
@@ -112,6 +118,47 @@ class SharedRegistry(ConnectionRegistry):
                 waiters.remove(waiter)
             if not waiters:
                 self._waiters.pop(station_id, None)
+
+    async def _hold(
+        self,
+        session: StationSession,
+        record: StationRecord,
+        token: int,
+        old: StationSession | None,
+        previous: tuple[str, Any] | None,
+    ) -> None:
+        """``session`` (its ``record``) now holds its station with ``token``.
+
+        Closes what it replaced (``old`` here, or ``previous``, a (node, token) held
+        elsewhere), wakes the waiters and announces it.
+        """
+        station_id = session.station_id
+        if old is not None:
+            self._close_replaced(old)
+        elif previous is not None and previous[0] != self.node_id:
+            # Held by another node: it closes its connection (if still that token).
+            message = {"type": "close", "station": station_id, "token": previous[1]}
+            await self._notify(previous[0], message)
+        self._sessions[station_id] = session
+        self._tokens[station_id] = token
+        self._wake(station_id)
+        await self._announce("connected", record, session)
+
+    def _let_go(self, session: StationSession) -> int | None:
+        """Forget ``session``; its token, or ``None`` if a newer connection holds it."""
+        station_id = session.station_id
+        if self._sessions.get(station_id) is not session:
+            return None  # replaced by a newer connection, which stays
+        del self._sessions[station_id]
+        return self._tokens.pop(station_id)
+
+    def _close_if_current(self, data: dict[str, Any]) -> None:
+        """Another node took over a station: close our connection if ``data`` names its token."""
+        session = self._sessions.get(str(data.get("station")))
+        if session is not None and str(self._tokens.get(session.station_id)) == str(
+            data.get("token")
+        ):
+            self._close_replaced(session)
 
     def _wake(self, station_id: str) -> None:
         for waiter in self._waiters.pop(station_id, ()):

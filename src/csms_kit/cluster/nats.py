@@ -102,7 +102,6 @@ class NatsRegistry(SharedRegistry):
         self._nc: Client | None = None
         self._kv: KeyValue | None = None
         self._statuses: KeyValue | None = None
-        self._revisions: dict[str, int] = {}
         self._renewer: asyncio.Task[None] | None = None
 
     def _subject(self, node: str) -> str:
@@ -180,7 +179,7 @@ class NatsRegistry(SharedRegistry):
         record = StationRecord.of(session, self.node_id)
         value = json.dumps(record.to_dict()).encode()
         key = _token(station_id)
-        previous: StationRecord | None = None
+        previous: tuple[str, Any] | None = None
         try:
             while True:
                 try:
@@ -199,30 +198,18 @@ class NatsRegistry(SharedRegistry):
                     revision = await kv.update(key, value, last=entry.revision)
                 except KeyWrongLastSequenceError:
                     continue
-                previous = StationRecord.from_dict(json.loads(entry.value))
-                previous_revision = entry.revision
+                holder = StationRecord.from_dict(json.loads(entry.value)).node
+                previous = (holder, entry.revision)
                 break
         except _UNREACHABLE as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
-        if old is not None:
-            self._close_replaced(old)
-        elif previous is not None and previous.node != self.node_id:
-            # Held by another node: it closes its connection (if still that revision).
-            message = {"type": "close", "station": station_id, "revision": previous_revision}
-            await self._client().publish(
-                self._subject(previous.node), json.dumps(message).encode()
-            )
-        self._sessions[station_id] = session
-        self._revisions[station_id] = revision
-        self._wake(station_id)
-        await self._announce("connected", record, session)
+        await self._hold(session, record, revision, old, previous)
 
     async def unregister(self, session: StationSession) -> None:
         station_id = session.station_id
-        if self._sessions.get(station_id) is not session:
-            return  # replaced by a newer connection, which stays
-        del self._sessions[station_id]
-        revision = self._revisions.pop(station_id)
+        revision = self._let_go(session)
+        if revision is None:
+            return
         try:
             await self._stations().delete(_token(station_id), last=revision)
             released = True
@@ -328,11 +315,7 @@ class NatsRegistry(SharedRegistry):
             logger.warning("ignored a message that is not JSON on %s", msg.subject)
             return
         if data.get("type") == "close":
-            session = self._sessions.get(str(data.get("station")))
-            if session is not None and self._revisions.get(session.station_id) == data.get(
-                "revision"
-            ):
-                self._close_replaced(session)
+            self._close_if_current(data)
             return
         # Each request in its own task: a slow station must not hold up the others.
         self._spawn(self._answer(msg, data))
@@ -354,6 +337,12 @@ class NatsRegistry(SharedRegistry):
             logger.warning("ignored a message that is not JSON on %s", msg.subject)
             return
         await self._heard(data)
+
+    async def _notify(self, node: str, message: dict[str, Any]) -> None:
+        try:
+            await self._client().publish(self._subject(node), json.dumps(message).encode())
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
 
     async def _publish_event(self, message: dict[str, Any]) -> None:
         try:
@@ -383,7 +372,7 @@ class NatsRegistry(SharedRegistry):
         record = StationRecord.of(session, self.node_id)
         value = json.dumps(record.to_dict()).encode()
         try:
-            revision = await kv.update(key, value, last=self._revisions[station_id])
+            revision = await kv.update(key, value, last=self._tokens[station_id])
         except KeyWrongLastSequenceError:
             try:
                 current = await kv.get(key)
@@ -400,4 +389,4 @@ class NatsRegistry(SharedRegistry):
             logger.info("station %r: presence restored in NATS", station_id)
             await self._announce("connected", record, session, local=False)
         if self._sessions.get(station_id) is session:
-            self._revisions[station_id] = revision
+            self._tokens[station_id] = revision

@@ -164,7 +164,6 @@ class RedisRegistry(SharedRegistry):
         self.max_connections = max_connections
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
-        self._epochs: dict[str, int] = {}
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -263,24 +262,14 @@ class RedisRegistry(SharedRegistry):
             raise BrokerUnavailable(self.url, str(exc)) from exc
         if not int(claimed[0]):
             raise DuplicateConnection(station_id)
-        if old is not None:
-            self._close_replaced(old)
-        elif len(claimed) > 1 and claimed[1] != self.node_id:
-            # Held by another node: it closes its connection (if still that epoch).
-            await self._tell(
-                str(claimed[1]), {"type": "close", "station": station_id, "epoch": claimed[2]}
-            )
-        self._sessions[station_id] = session
-        self._epochs[station_id] = epoch
-        self._wake(station_id)
-        await self._announce("connected", record, session)
+        previous = (str(claimed[1]), claimed[2]) if len(claimed) > 1 else None
+        await self._hold(session, record, epoch, old, previous)
 
     async def unregister(self, session: StationSession) -> None:
         station_id = session.station_id
-        if self._sessions.get(station_id) is not session:
-            return  # replaced by a newer connection, which stays
-        del self._sessions[station_id]
-        epoch = self._epochs.pop(station_id)
+        epoch = self._let_go(session)
+        if epoch is None:
+            return
         try:
             released = await self._release(keys=[self._station_key(station_id)], args=[epoch])
         except (RedisError, OSError) as exc:
@@ -336,7 +325,7 @@ class RedisRegistry(SharedRegistry):
                 await self._renew(
                     keys=[self._station_key(station_id)],
                     args=[
-                        self._epochs[station_id],
+                        self._tokens[station_id],
                         self._ttl_ms,
                         json.dumps(record.to_dict()),
                         self.node_id,
@@ -369,6 +358,9 @@ class RedisRegistry(SharedRegistry):
         if reply.get("error") is not None:
             raise error_from_dict(reply["error"])
         return reply
+
+    async def _notify(self, node: str, message: dict[str, Any]) -> None:
+        await self._tell(node, message)
 
     async def _tell(self, node: str, message: dict[str, Any]) -> int:
         """Publish ``message`` on ``node``'s channel; how many listened."""
@@ -412,11 +404,7 @@ class RedisRegistry(SharedRegistry):
         elif kind in ("call", "send"):
             self._spawn(self._answer(data))
         elif kind == "close":
-            session = self._sessions.get(str(data.get("station")))
-            if session is not None and str(self._epochs.get(session.station_id)) == str(
-                data.get("epoch")
-            ):
-                self._close_replaced(session)
+            self._close_if_current(data)
 
     async def _answer(self, data: dict[str, Any]) -> None:
         """Serve a forwarded call or send; publish the reply on the caller's channel."""
@@ -448,7 +436,7 @@ class RedisRegistry(SharedRegistry):
         a renewal costs no JSON). A station a newer registration holds elsewhere has
         its connection here closed.
         """
-        held = [(i, self._epochs[i], s) for i, s in list(self._sessions.items()) if not s.ended]
+        held = [(i, self._tokens[i], s) for i, s in list(self._sessions.items()) if not s.ended]
         lost = []
         for start in range(0, len(held), _RENEW_BATCH):
             batch = held[start : start + _RENEW_BATCH]
@@ -461,7 +449,7 @@ class RedisRegistry(SharedRegistry):
                 logger.warning("could not renew leases in Redis (%s); retrying", exc)
                 return
             for (station_id, epoch, session), code in zip(batch, codes, strict=True):
-                if self._epochs.get(station_id) != epoch:
+                if self._tokens.get(station_id) != epoch:
                     continue  # it left or reconnected meanwhile
                 if int(code) == 3:
                     lost.append((station_id, epoch, session))
