@@ -28,10 +28,10 @@ from typing import NoReturn
 
 import pytest
 
-HOST = "127.0.0.1"
+from tests.cluster.processes import HOST, free_port, stop
+
 #: Seconds a server gets to answer after it was started, and to stop when told.
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 #: Attempts at starting a server (another process may take the free port first).
 ATTEMPTS = 3
 
@@ -41,12 +41,6 @@ def _missing(message: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message} (CI=true: a missing server fails the run)", pytrace=False)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers(port: int, greeting: bytes, expected: bytes) -> bool:
@@ -60,17 +54,6 @@ def _answers(port: int, greeting: bytes, expected: bytes) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate ``process``; kill it if it does not stop in time."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextmanager
 def _running_server(
     name: str, command: Callable[[int], list[str]], ready: Callable[[int], bool], workdir: Path
@@ -81,7 +64,7 @@ def _running_server(
     come up.
     """
     for attempt in range(1, ATTEMPTS + 1):
-        port = _free_port()
+        port = free_port()
         log_path = workdir / f"{name}-{attempt}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -94,7 +77,7 @@ def _running_server(
             time.sleep(0.05)
         else:
             exit_code = process.poll()
-            _stop(process)
+            stop(process)
             if exit_code is not None and attempt < ATTEMPTS:
                 continue  # it quit: most likely another process took the port meanwhile
             output = log_path.read_text(errors="replace")[-2000:]
@@ -108,7 +91,7 @@ def _running_server(
     try:
         yield port
     finally:
-        _stop(process)
+        stop(process)
 
 
 def nats_server_binary() -> str | None:

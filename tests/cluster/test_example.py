@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from csms_kit.testing import ScriptedStation, connect_scripted
+from tests.cluster.processes import stop
 
 pytestmark = pytest.mark.slow
 
@@ -46,18 +47,6 @@ class Cluster:
     nodes: dict[str, str]  # node id -> its ws:// URL
     api: str  # the API's http:// URL
     workdir: Path
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    """Terminate ``process`` (kill it if it lingers); its exit code."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 @contextlib.contextmanager

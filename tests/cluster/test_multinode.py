@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,10 +24,10 @@ from csms_kit import (
 )
 from csms_kit.cluster import registry_from_url
 from csms_kit.testing import ScriptedStation, connect_scripted
+from tests.cluster.processes import HOST, free_port, wait_listening
 
 pytestmark = pytest.mark.slow
 
-HOST = "127.0.0.1"
 #: Short leases, so that a killed node's stations vanish quickly; not so short that a
 #: loaded CI machine delays a renewal (every LEASE_TTL / 3) past the lease.
 LEASE_TTL = 3.0
@@ -43,12 +42,6 @@ def shared_url(request: pytest.FixtureRequest) -> str:
         return url.rsplit("/", 1)[0] + "/7"  # station ids are unique per test
     nats_url: str = request.getfixturevalue("nats_url")
     return nats_url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -78,13 +71,7 @@ def node(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
-                break
-            assert process.poll() is None, (workdir / f"{node_id}.log").read_text()
-            assert time.monotonic() < deadline, f"{node_id} did not start"
-            time.sleep(0.05)
+        wait_listening(port, 15, process, workdir / f"{node_id}.log")
         yield process, f"ws://{HOST}:{port}"
     finally:
         if process.poll() is None:

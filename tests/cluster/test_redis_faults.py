@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,19 +16,13 @@ from ocpp.v16 import call as call16
 from csms_kit import BrokerUnavailable, StationSession, serve
 from csms_kit.cluster import RedisRegistry, registry_from_url
 from csms_kit.testing import connect_scripted, memory_transport_pair
+from tests.cluster.processes import HOST, free_port, wait_listening
 
-HOST = "127.0.0.1"
 LEASE_TTL = 1.5
 
 
 class Csms(StationSession):
     boot_gate = False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -45,12 +38,7 @@ def redis_server(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
-                break
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+        wait_listening(port, 10, process)
         yield process
     finally:
         if process.poll() is None:

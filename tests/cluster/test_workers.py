@@ -7,7 +7,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,21 +18,15 @@ from ocpp.v16 import call as call16
 
 from csms_kit.cluster import RedisRegistry
 from csms_kit.testing import ScriptedStation, connect_scripted
+from tests.cluster.processes import HOST, free_port
 
 pytestmark = pytest.mark.slow
 
-HOST = "127.0.0.1"
 BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
 #: Seconds the workers get to come up, and the parent to stop them all.
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 WORKER_PID = re.compile(r"worker (\d+) \(pid (\d+)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def worker_pids(log: Path) -> list[int]:
