@@ -31,8 +31,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,14 +38,9 @@ import tempfile
 import time
 from typing import Any
 
-HOST = "127.0.0.1"
+from _cluster_broker import HOST, free_port, start_broker
+
 SCRIPT = os.path.abspath(__file__)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 async def calls(registry: Any, stations: int, callers: int, seconds: float) -> dict[str, Any]:
@@ -174,22 +167,12 @@ def main() -> int:
         )
         return 0
 
-    broker_port, port = free_port(), free_port()
+    port = free_port()
     processes: list[subprocess.Popen[Any]] = []
     with tempfile.TemporaryDirectory() as workdir:
-        if arguments.backend == "redis":
-            broker = [shutil.which("redis-server") or "redis-server", "--port", str(broker_port),
-                      "--bind", HOST, "--save", ""]  # fmt: skip
-            broker_url = f"redis://{HOST}:{broker_port}/0"
-        else:
-            scripts = os.path.dirname(sys.executable)
-            binary = os.path.join(scripts, "nats-server")
-            broker = [binary if os.path.exists(binary) else "nats-server", "-a", HOST,
-                      "-p", str(broker_port), "-js", "-sd", workdir]  # fmt: skip
-            broker_url = f"nats://{HOST}:{broker_port}"
         try:
-            processes.append(subprocess.Popen(broker, cwd=workdir, stdout=subprocess.DEVNULL))
-            time.sleep(0.5)
+            broker, broker_url = start_broker(arguments.backend, workdir)
+            processes.append(broker)
             hold = child(
                 "--role",
                 "holder",

@@ -26,11 +26,8 @@ import asyncio
 import collections
 import contextlib
 import json
-import os
 import random
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,23 +35,7 @@ import tempfile
 import time
 from typing import Any
 
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
-            return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"nothing listens on port {port}")
-        time.sleep(0.05)
+from _cluster_broker import HOST, free_port, start_broker, wait_port
 
 
 class Fleet:
@@ -166,20 +147,11 @@ def main() -> int:
     parser.add_argument("--before", type=float, default=3.0, help="seconds of load before")
     parser.add_argument("--after", type=float, default=30.0, help="at most, after the kill")
     arguments = parser.parse_args()
-    broker_port = free_port()
     processes: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as workdir:
-        if arguments.backend == "redis":
-            broker = [shutil.which("redis-server") or "redis-server", "--port", str(broker_port),
-                      "--bind", HOST, "--save", ""]  # fmt: skip
-            registry_url = f"redis://{HOST}:{broker_port}/0"
-        else:
-            binary = os.path.join(os.path.dirname(sys.executable), "nats-server")
-            broker = [binary, "-a", HOST, "-p", str(broker_port), "-js", "-sd", workdir]
-            registry_url = f"nats://{HOST}:{broker_port}"
         try:
-            processes.append(subprocess.Popen(broker, cwd=workdir, stdout=subprocess.DEVNULL))
-            wait_port(broker_port)
+            broker, registry_url = start_broker(arguments.backend, workdir)
+            processes.append(broker)
             urls = []
             for n in (1, 2):
                 port = free_port()

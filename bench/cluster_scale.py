@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,16 +29,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from connection_memory import BenchError, Child
+from _cluster_broker import free_port, start_broker, wait_port
+from connection_memory import Child
 
-HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mib(pid: int) -> float:
@@ -54,16 +45,6 @@ def rss_mib(pid: int) -> float:
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-def wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
-            return
-        if time.monotonic() > deadline:
-            raise BenchError(f"nothing listens on port {port}", "setup")
-        time.sleep(0.1)
 
 
 async def measure(arguments: argparse.Namespace, redis_url: str, port: int) -> dict[str, Any]:
@@ -127,24 +108,18 @@ def main() -> int:
     if arguments.quick:
         arguments.workers, arguments.generators, arguments.per_generator = 2, 2, 200
         arguments.period, arguments.window = 2.0, 5.0
-    redis_port, port = free_port(), free_port()
-    redis_url = f"redis://{HOST}:{redis_port}/0"
+    port = free_port()
     with (
         tempfile.TemporaryDirectory() as workdir,
         open(os.path.join(workdir + ".serve.log"), "wb") as serve_log,
     ):
-        redis = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
-             "--bind", HOST, "--save", ""],
-            cwd=workdir, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        redis, redis_url = start_broker("redis", workdir)
         serve = subprocess.Popen(
             [sys.executable, "-m", "csms_kit.cli", "serve", "--port", str(port),
              "--registry", redis_url, "--workers", str(arguments.workers)],
             stdout=subprocess.DEVNULL, stderr=serve_log,
         )  # fmt: skip
         try:
-            wait_port(redis_port, 10)
             wait_port(port, 30)
             time.sleep(1)  # every worker listening
             try:
