@@ -238,9 +238,8 @@ class ConnectionRegistry(abc.ABC):
         same exception. Raises :class:`~csms_kit.exceptions.StationNotConnected` if no
         process holds it, and whatever the session's ``call`` raises.
         """
-        self.attach()
-        session = self.local_session(station_id)
-        if session is not None and not session.ended:
+        session = self._live_session(station_id)
+        if session is not None:
             return await session.call(request, action=action, timeout=timeout)
         record = await self._holder(station_id)
         endpoint = Endpoint(record.version)
@@ -283,22 +282,26 @@ class ConnectionRegistry(abc.ABC):
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """:meth:`call` with JSON payloads in and out, for code that speaks JSON."""
-        self.attach()
-        session = self.local_session(station_id)
-        if session is not None and not session.ended:
+        session = self._live_session(station_id)
+        if session is not None:
             return await session.call_payload(action, payload, timeout=timeout)
         return await self.forward_call(await self._holder(station_id), action, payload, timeout)
 
     async def send(self, station_id: str, message: Any, *, action: str | None = None) -> None:
         """:meth:`~csms_kit.role.Role.send` on ``station_id`` (see :meth:`call`)."""
-        self.attach()
-        session = self.local_session(station_id)
-        if session is not None and not session.ended:
+        session = self._live_session(station_id)
+        if session is not None:
             await session.send(message, action=action)
             return
         record = await self._holder(station_id)
         action, payload = Endpoint(record.version).send_payload(message, action)
         await self.forward_send(record, action, payload)
+
+    def _live_session(self, station_id: str) -> StationSession | None:
+        """The session of ``station_id`` here if its connection is open (binds the loop)."""
+        self.attach()
+        session = self.local_session(station_id)
+        return None if session is None or session.ended else session
 
     async def _holder(self, station_id: str) -> StationRecord:
         """The record of ``station_id``, held by another process."""

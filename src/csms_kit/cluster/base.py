@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -82,6 +83,10 @@ class SharedRegistry(ConnectionRegistry):
         """Carry ``message`` to ``record.node``; its reply (``error`` raised as typed)."""
 
     @abc.abstractmethod
+    async def _stored_record(self, station_id: str) -> str | bytes | None:
+        """The record of ``station_id`` as the broker holds it (JSON), or ``None``."""
+
+    @abc.abstractmethod
     async def _publish_event(self, message: dict[str, Any]) -> None:
         """Tell every node of a connect or disconnect (``message`` is JSON-ready)."""
 
@@ -93,6 +98,16 @@ class SharedRegistry(ConnectionRegistry):
 
     def local_session(self, station_id: str) -> StationSession | None:
         return self._sessions.get(station_id)
+
+    async def record(self, station_id: str) -> StationRecord | None:
+        session = self._sessions.get(station_id)
+        if session is not None and not session.ended:
+            return StationRecord.of(session, self.node_id)
+        stored = await self._stored_record(station_id)
+        if not stored:
+            return None
+        record = StationRecord.from_dict(json.loads(stored))
+        return None if record.node == self.node_id else record  # ours, but it left
 
     def _local_duplicate(self, session: StationSession) -> StationSession | None:
         """The older session here that ``session`` replaces; under "reject", refuse it."""

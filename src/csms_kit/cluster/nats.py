@@ -223,20 +223,15 @@ class NatsRegistry(SharedRegistry):
         if released:
             await self._announce("disconnected", StationRecord.of(session, self.node_id), session)
 
-    async def record(self, station_id: str) -> StationRecord | None:
-        session = self._sessions.get(station_id)
-        if session is not None and not session.ended:
-            return StationRecord.of(session, self.node_id)
+    async def _stored_record(self, station_id: str) -> bytes | None:
         try:
             entry = await self._stations().get(_token(station_id))
         except KeyNotFoundError:
             return None
         except _UNREACHABLE as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
-        if entry.value is None:
-            return None
-        record = StationRecord.from_dict(json.loads(entry.value))
-        return None if record.node == self.node_id else record  # ours, but it left
+        value: bytes | None = entry.value
+        return value
 
     async def stations(self) -> list[StationRecord]:
         kv = self._stations()

@@ -279,18 +279,12 @@ class RedisRegistry(SharedRegistry):
         if int(released):
             await self._announce("disconnected", StationRecord.of(session, self.node_id), session)
 
-    async def record(self, station_id: str) -> StationRecord | None:
-        session = self._sessions.get(station_id)
-        if session is not None and not session.ended:
-            return StationRecord.of(session, self.node_id)
+    async def _stored_record(self, station_id: str) -> str | None:
         try:
             text = await self._client().hget(self._station_key(station_id), "record")
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
-        if text is None:
-            return None
-        record = StationRecord.from_dict(json.loads(text))
-        return None if record.node == self.node_id else record  # ours, but it left
+        return None if text is None else str(text)
 
     async def stations(self) -> list[StationRecord]:
         client = self._client()
