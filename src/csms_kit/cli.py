@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from csms_kit.conformance import command as conformance
 from csms_kit.demo.run import demo, serve_demo
 from csms_kit.exceptions import CallError, CallTimeout, CsmsKitError, StationNotConnected
 
@@ -34,6 +35,7 @@ _LOG_LEVELS = {
     "demo": (logging.WARNING, logging.INFO),
     "call": (logging.WARNING, logging.INFO),
     "stations": (logging.WARNING, logging.INFO),
+    "conformance": (logging.WARNING, logging.INFO),
 }
 #: Exit statuses of ``csms-kit call``, by the error it ends with (1 for any other).
 CALL_ERROR, NOT_CONNECTED, TIMED_OUT = 2, 3, 4
@@ -136,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         default=2.0,
         help="seconds between a station's messages (default: %(default)s)",
     )
+    conformance.add_parser(commands)
     for name, command in (
         ("serve", serve),
         ("demo", demo),
@@ -193,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _serve_workers(arguments)
             asyncio.run(_serve(arguments))
             return 0
+        if arguments.command == "conformance":
+            return conformance.run(arguments)
         if arguments.command == "call":
             return asyncio.run(_call(arguments))
         if arguments.command == "stations":
