@@ -2,7 +2,8 @@
 
 ``start_broker("redis" | "nats", workdir)`` runs a ``redis-server`` or a ``nats-server
 -js`` of the benchmark's own on a free loopback port, and gives the process and the
-registry URL for it; the caller kills it at the end.
+registry URL for it; the caller kills it at the end (``preexec_fn``, run in the child
+before the broker starts, can also tie its life to the benchmark's).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 HOST = "127.0.0.1"
 
@@ -36,7 +38,9 @@ def wait_port(port: int, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def start_broker(backend: str, workdir: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_broker(
+    backend: str, workdir: str, preexec_fn: Callable[[], None] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """A broker of ``backend`` on a free port, listening: the process and its URL."""
     port = free_port()
     if backend == "redis":
@@ -48,6 +52,11 @@ def start_broker(backend: str, workdir: str) -> tuple[subprocess.Popen[bytes], s
         binary = bundled if os.path.exists(bundled) else "nats-server"
         command = [binary, "-a", HOST, "-p", str(port), "-js", "-sd", workdir]
         url = f"nats://{HOST}:{port}"
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(  # preexec_fn: the caller starts it before any thread
+        command,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=preexec_fn,  # noqa: PLW1509
+    )
     wait_port(port, 10)
     return process, url
