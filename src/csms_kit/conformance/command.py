@@ -78,6 +78,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="seconds of silence that count as 'not answered' (default: %(default)s)",
     )
     parser.add_argument(
+        "--call-wait",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="seconds to wait for the CSMS to send a CALL of its own (default: %(default)s)",
+    )
+    parser.add_argument(
         "--case",
         dest="cases",
         action="append",
@@ -100,8 +107,8 @@ def _target(arguments: argparse.Namespace) -> Target:
         basic_auth = (identity, password)
     if arguments.cert is not None and arguments.identity is None:
         raise ValueError("with --cert, give --identity: the CN of the station's certificate")
-    if arguments.timeout <= 0 or arguments.quiet_period <= 0:
-        raise ValueError("--timeout and --quiet-period must be positive")
+    if min(arguments.timeout, arguments.quiet_period, arguments.call_wait) <= 0:
+        raise ValueError("--timeout, --quiet-period and --call-wait must be positive")
     return Target(
         arguments.url,
         basic_auth=basic_auth,
@@ -111,6 +118,7 @@ def _target(arguments: argparse.Namespace) -> Target:
         identity=arguments.identity,
         timeout=arguments.timeout,
         quiet=arguments.quiet_period,
+        call_wait=arguments.call_wait,
     )
 
 

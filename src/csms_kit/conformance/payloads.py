@@ -16,7 +16,7 @@ __all__ = [
     "boot_notification",
     "csms_only_action",
     "data_transfer",
-    "incomplete_authorize",
+    "incomplete_boot_notification",
     "send_message",
 ]
 
@@ -31,9 +31,9 @@ def boot_notification(version: OcppVersion) -> dict[str, Any]:
     return {"reason": "PowerUp", "chargingStation": {"vendorName": VENDOR, "model": "probe"}}
 
 
-def incomplete_authorize() -> tuple[str, dict[str, Any]]:
-    """Authorize without its required identifier (idTag in 1.6, idToken in 2.x)."""
-    return "Authorize", {}
+def incomplete_boot_notification() -> tuple[str, dict[str, Any]]:
+    """BootNotification without its required properties: every CSMS handles the action."""
+    return "BootNotification", {}
 
 
 def csms_only_action(version: OcppVersion) -> tuple[str, dict[str, Any]]:

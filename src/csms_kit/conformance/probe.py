@@ -245,6 +245,14 @@ class Probe:
             if not await self._read(deadline):
                 return None
 
+    async def next_answer(self, timeout: float) -> list[Any] | None:
+        """The next frame the CSMS sends that is not a CALL, whatever its messageId."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._answers:
+            if not await self._read(deadline):
+                return None
+        return self._answers.popleft()
+
     async def unsolicited(self, seconds: float) -> list[list[Any]]:
         """Everything but CALLs the CSMS sends within ``seconds`` (and before)."""
         deadline = asyncio.get_running_loop().time() + seconds

@@ -27,7 +27,8 @@ class Target:
     system's); ``cert``/``key`` the station's client certificate (profile 3).
     ``identity`` fixes the station identity (default: the Basic-auth identity, or a
     fresh one per case). ``timeout`` is how long to wait for an answer; ``quiet``
-    how long silence must last to count as "no answer".
+    how long silence must last to count as "no answer"; ``call_wait`` how long to
+    wait for the CSMS to send a CALL of its own.
     """
 
     url: str
@@ -38,6 +39,7 @@ class Target:
     identity: str | None = None
     timeout: float = 5.0
     quiet: float = 1.0
+    call_wait: float = 3.0
     #: The size of the frame the over-size case sends, in bytes.
     oversize: int = 4 * 1024 * 1024
 

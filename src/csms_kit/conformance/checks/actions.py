@@ -108,10 +108,10 @@ async def code_format_violation(ctx: Context) -> str | None:
 )
 async def code_occurrence_violation(ctx: Context) -> str | None:
     probe = await ctx.booted()
-    action, payload = payloads.incomplete_authorize()
+    action, payload = payloads.incomplete_boot_notification()
     frame = await ctx.answer(probe, action, payload)
     if frame[0] == rules.CALLRESULT:
-        raise Failed("accepted an Authorize without its required identifier")
+        raise Failed("accepted a BootNotification without its required properties")
     return ctx.expect_error(
         frame,
         ["OccurrenceConstraintViolation", "ProtocolError"],

@@ -21,7 +21,6 @@ _ONLY_21 = {
     OcppVersion.V16: "exists only in OCPP 2.1",
     OcppVersion.V201: "exists only in OCPP 2.1",
 }
-_CALL_WAIT = 3.0  # seconds to wait for the CSMS to send a CALL of its own
 
 
 async def _csms_call(ctx: Context) -> tuple[Probe, list[Any]]:
@@ -38,11 +37,11 @@ async def _csms_call(ctx: Context) -> tuple[Probe, list[Any]]:
         await probe.send_frame(
             [rules.CALL, boot, "BootNotification", payloads.boot_notification(ctx.version)]
         )
-        call = await probe.csms_call(_CALL_WAIT)
+        call = await probe.csms_call(ctx.target.call_wait)
     if call is None:
         raise Skipped(
-            f"the CSMS sent no CALL within {_CALL_WAIT:g} s of a station connecting and "
-            "booting: nothing to check"
+            f"the CSMS sent no CALL within {ctx.target.call_wait:g} s of a station "
+            "connecting and booting: nothing to check"
         )
     return probe, call
 
