@@ -18,8 +18,9 @@ import pytest
 from ocpp.v16 import call as call16
 
 from csms_kit import (
-    CallTimeout,
     CsmsKitError,
+    RegistryEvent,
+    StationDisconnected,
     StationNotConnected,
 )
 from csms_kit.cluster import registry_from_url
@@ -108,6 +109,8 @@ async def test_calls_reach_a_station_on_another_process_and_survive_a_kill(
     registry_url = shared_url
     station_id = f"CP1-{uuid.uuid4().hex[:6]}"
     async with registry_from_url(registry_url, node_id="api", lease_ttl=LEASE_TTL) as api:
+        heard: list[RegistryEvent] = []
+        api.subscribe(heard.append)
         with (
             node(registry_url, "n1", tmp_path) as (n1, url1),
             node(registry_url, "n2", tmp_path) as (_, url2),
@@ -130,12 +133,16 @@ async def test_calls_reach_a_station_on_another_process_and_survive_a_kill(
                     ]
                     await asyncio.sleep(0.05)
                     n1.send_signal(signal.SIGKILL)
+                    killed = time.monotonic()
                     outcomes: list[Any] = await asyncio.gather(*calls, return_exceptions=True)
                     for outcome in outcomes:
                         assert not isinstance(outcome, BaseException) or isinstance(
                             outcome, CsmsKitError
                         ), repr(outcome)
-                    assert any(isinstance(o, (CallTimeout, StationNotConnected)) for o in outcomes)
+                    # those the dead holder never answered end when it is seen gone,
+                    # before their timeout plus the margin (1 + 2 s)
+                    assert any(isinstance(o, StationDisconnected) for o in outcomes), outcomes
+                    assert time.monotonic() - killed < 2.5
                 finally:
                     answering.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -150,6 +157,13 @@ async def test_calls_reach_a_station_on_another_process_and_survive_a_kill(
             while await api.record(station_id) is not None:
                 assert time.monotonic() < deadline, "the dead node's station is still listed"
                 await asyncio.sleep(0.1)
+            # and a survivor tells every node it left with n1
+            while not any(e.kind == "disconnected" for e in heard):
+                assert time.monotonic() < deadline, "nobody heard that the station left"
+                await asyncio.sleep(0.1)
+            left = [e for e in heard if e.kind == "disconnected"]
+            assert len(left) == 1 and left[0].record is not None, left
+            assert left[0].record.node == "n1"
             # the station reconnects to the other node and is reached there
             async with booted(url2, station_id) as station:
                 answering = asyncio.create_task(answer_resets(station, seen))

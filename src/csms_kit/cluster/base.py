@@ -5,10 +5,17 @@ stations held by this process, wakes ``wait_connected`` waiters, runs calls othe
 processes forward to it on the station's own session, turns what it hears into
 registry events, and closes a connection a newer registration replaced.
 
+Every ``lease_ttl / 3`` seconds each node renews its stations' leases and its own,
+and looks for nodes whose own lease lapsed (they died, or stalled for longer than the
+TTL): one survivor claims each dead node, removes what is left of its stations and
+tells every node they disconnected. A caller waiting for a forwarded call checks each
+second that the holder is still there, so a holder that dies mid-call ends the call
+with :class:`~csms_kit.exceptions.StationDisconnected` instead of a timeout.
+
 A backend implements the presence methods of
-:class:`~csms_kit.registry.ConnectionRegistry`, plus :meth:`SharedRegistry._ask` (carry a
-request to a node, return its reply) and :meth:`SharedRegistry._publish_event` (tell every
-node); it hands requests it receives to :meth:`SharedRegistry._serve` and events to
+:class:`~csms_kit.registry.ConnectionRegistry` and the abstract methods below (carry a
+request to a node, tell one node or all of them, renew leases, find and reap dead
+nodes); it hands requests it receives to :meth:`SharedRegistry._serve` and events to
 :meth:`SharedRegistry._heard`.
 """
 
@@ -24,6 +31,7 @@ from csms_kit.exceptions import (
     CallFailed,
     CsmsKitError,
     DuplicateConnection,
+    StationDisconnected,
     StationNotConnected,
 )
 from csms_kit.registry import (
@@ -41,6 +49,12 @@ if TYPE_CHECKING:
 __all__ = ["SharedRegistry"]
 
 logger = logging.getLogger("csms_kit.cluster")
+
+#: Seconds between checks that the holder of a station is still there, while waiting
+#: for its answer to a forwarded call.
+HOLDER_CHECK_INTERVAL = 1.0
+#: The close code a call ends with when the holder's process is gone (abnormal closure).
+HOLDER_GONE_CODE = 1006
 
 
 class SharedRegistry(ConnectionRegistry):
@@ -93,6 +107,25 @@ class SharedRegistry(ConnectionRegistry):
     @abc.abstractmethod
     async def _notify(self, node: str, message: dict[str, Any]) -> None:
         """Send ``message`` (JSON-ready, no reply expected) to ``node``."""
+
+    @abc.abstractmethod
+    async def _node_alive(self, node: str) -> bool:
+        """Whether ``node``'s process still listens for requests."""
+
+    @abc.abstractmethod
+    async def _renew_all(self) -> None:
+        """Renew the lease of every station held here (restore lost ones, close
+        replaced ones); log, never raise, when the broker cannot be reached."""
+
+    @abc.abstractmethod
+    async def _claim_dead_nodes(self) -> list[str]:
+        """Renew this node's own lease; the nodes whose lease lapsed, each claimed by
+        exactly one caller across the cluster (which then reaps it)."""
+
+    @abc.abstractmethod
+    async def _reap(self, node: str) -> list[StationRecord]:
+        """Remove what dead ``node`` left of its stations; the records of those gone
+        (not those another node holds now)."""
 
     # -- stations held here -------------------------------------------------------------
 
@@ -187,7 +220,7 @@ class SharedRegistry(ConnectionRegistry):
     ) -> dict[str, Any]:
         timeout = self.call_timeout if timeout is None else timeout
         message = {"type": "call", "action": action, "payload": payload, "timeout": timeout}
-        reply = await self._ask(record, message, timeout + self.call_margin, action)
+        reply = await self._ask_holder(record, message, timeout + self.call_margin, action)
         answer: dict[str, Any] = reply["payload"]
         return answer
 
@@ -195,7 +228,23 @@ class SharedRegistry(ConnectionRegistry):
         self, record: StationRecord, action: str, payload: dict[str, Any]
     ) -> None:
         message = {"type": "send", "action": action, "payload": payload}
-        await self._ask(record, message, self.call_margin + 5.0, action)
+        await self._ask_holder(record, message, self.call_margin + 5.0, action)
+
+    async def _ask_holder(
+        self, record: StationRecord, message: dict[str, Any], wait: float, action: str
+    ) -> dict[str, Any]:
+        """:meth:`_ask`, ended as soon as the holder's process is seen gone."""
+        asking = asyncio.ensure_future(self._ask(record, message, wait, action))
+        try:
+            while True:
+                done, _ = await asyncio.wait({asking}, timeout=HOLDER_CHECK_INTERVAL)
+                if done:
+                    return asking.result()
+                if not await self._node_alive(record.node):
+                    reason = f"node {record.node!r}, which held it, is gone"
+                    raise StationDisconnected(record.station_id, HOLDER_GONE_CODE, reason)
+        finally:
+            asking.cancel()
 
     async def _serve(self, data: dict[str, Any]) -> dict[str, Any]:
         """Run a call or send another node forwarded on our session; the reply to send."""
@@ -252,6 +301,32 @@ class SharedRegistry(ConnectionRegistry):
             await self._publish(RegistryEvent("connected", record.station_id, None, record))
         elif data.get("kind") == "disconnected":
             await self._publish(RegistryEvent("disconnected", record.station_id, None, record))
+
+    # -- leases and dead nodes ---------------------------------------------------------
+
+    async def _keep_leases(self) -> None:
+        """Renew leases and reap dead nodes every ``lease_ttl / 3`` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            await self._renew_all()
+            try:
+                for node in await self._claim_dead_nodes():
+                    await self._reap_node(node)
+            except CsmsKitError as exc:
+                logger.warning("could not look for dead nodes (%s); retrying", exc)
+
+    async def _reap_node(self, node: str) -> None:
+        """Remove what ``node`` left; tell every node (but ``node``) its stations left."""
+        records = await self._reap(node)
+        if records:
+            logger.info("node %r is gone: %d of its stations left with it", node, len(records))
+        for record in records:
+            # Published in the dead node's name: every live node's listeners hear it.
+            message = {"kind": "disconnected", "node": node, "record": record.to_dict()}
+            try:
+                await self._publish_event(message)
+            except CsmsKitError as exc:
+                logger.warning("could not publish a disconnected event: %s", exc)
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -7,9 +7,18 @@ it last wrote. A revision is the registration's fencing token: a stale holder's
 write or delete names an old revision and fails, so it can neither remove nor renew a
 newer registration. Registration statuses live in ``{prefix}_status``.
 
+Each node also keeps its own lease in ``{prefix}_nodes`` (same TTL), and an index in
+``{prefix}_held``: its membership (key: the node) and each station it holds (key:
+node.station, value: the record). A node whose lease lapsed is claimed by one survivor
+(compare-and-delete of its membership), which removes what is left of its stations
+and tells every node they disconnected. Node ids must be unique among running
+processes: a node that starts reaps what an earlier process of the same id left.
+
 Calls use NATS request/reply on the holder's subject ``{prefix}.node.<node>``: when
 no process listens there, NATS answers "no responders" at once and the call fails with
-:class:`~csms_kit.exceptions.StationNotConnected`. Events go on ``{prefix}.events``.
+  :class:`~csms_kit.exceptions.StationNotConnected`; while a caller waits, it pings
+the holder each second, and a holder gone mid-call ends the call with
+:class:`~csms_kit.exceptions.StationDisconnected`. Events go on ``{prefix}.events``.
 
 Needs a NATS server with JetStream enabled (``nats-server -js``).
 
@@ -23,6 +32,7 @@ import asyncio
 import base64
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -37,7 +47,7 @@ from nats.js.errors import (
 )
 
 from csms_kit.boot import BootInfo
-from csms_kit.cluster.base import SharedRegistry
+from csms_kit.cluster.base import HOLDER_CHECK_INTERVAL, SharedRegistry
 from csms_kit.exceptions import (
     BrokerUnavailable,
     CallTimeout,
@@ -52,6 +62,8 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js.kv import KeyValue
 
+    Entry = KeyValue.Entry
+
     from csms_kit.session import StationSession
 
 __all__ = ["NatsRegistry"]
@@ -62,6 +74,16 @@ logger = logging.getLogger("csms_kit.cluster")
 _WRONG_LAST_SEQUENCE = 10071
 #: What NATS raises when the server cannot be reached or the connection is gone.
 _UNREACHABLE = (NatsError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Buckets:
+    """The key-value buckets a started registry uses (see the module)."""
+
+    stations: KeyValue
+    statuses: KeyValue
+    index: KeyValue
+    nodes: KeyValue
 
 
 def _token(text: str) -> str:
@@ -100,9 +122,12 @@ class NatsRegistry(SharedRegistry):
             remember_statuses_for=remember_statuses_for,
         )
         self._nc: Client | None = None
-        self._kv: KeyValue | None = None
-        self._statuses: KeyValue | None = None
+        self._open: _Buckets | None = None
         self._renewer: asyncio.Task[None] | None = None
+
+    def _index_key(self, station_id: str, node: str | None = None) -> str:
+        """Where ``node`` (default: this one) lists ``station_id`` in the index."""
+        return f"{_token(self.node_id if node is None else node)}.{_token(station_id)}"
 
     def _subject(self, node: str) -> str:
         return f"{self.prefix}.node.{_token(node)}"
@@ -126,9 +151,13 @@ class NatsRegistry(SharedRegistry):
             raise BrokerUnavailable(self.url, str(exc) or type(exc).__name__) from exc
         try:
             js = nc.jetstream()
-            self._kv = await self._bucket(js, f"{self.prefix}_stations", self.lease_ttl)
-            self._statuses = await self._bucket(
-                js, f"{self.prefix}_status", self.remember_statuses_for
+            self._open = _Buckets(
+                stations=await self._bucket(js, f"{self.prefix}_stations", self.lease_ttl),
+                statuses=await self._bucket(
+                    js, f"{self.prefix}_status", self.remember_statuses_for
+                ),
+                index=await self._bucket(js, f"{self.prefix}_held", 0),
+                nodes=await self._bucket(js, f"{self.prefix}_nodes", self.lease_ttl),
             )
             await nc.subscribe(self._subject(self.node_id), cb=self._on_request)
             await nc.subscribe(self._events, cb=self._on_event)
@@ -136,14 +165,21 @@ class NatsRegistry(SharedRegistry):
             await nc.close()
             raise BrokerUnavailable(self.url, f"{exc} (is JetStream on? nats-server -js)") from exc
         self._nc = nc
+        try:
+            await self._claim_dead_nodes()
+            await self._reap_node(self.node_id)  # what an earlier life of ours left
+        except BrokerUnavailable:
+            await self.aclose()
+            raise
         self._renewer = asyncio.get_running_loop().create_task(
-            self._renew_leases(), name="csms_kit nats leases"
+            self._keep_leases(), name="csms_kit nats leases"
         )
 
     @staticmethod
     async def _bucket(js: Any, name: str, ttl: float) -> KeyValue:
+        """The bucket ``name``, created with entries living ``ttl`` seconds (0: for ever)."""
         try:
-            bucket: KeyValue = await js.create_key_value(bucket=name, ttl=ttl)
+            bucket: KeyValue = await js.create_key_value(bucket=name, ttl=ttl or None)
         except BadRequestError:
             bucket = await js.key_value(name)  # exists with other settings: use it
         return bucket
@@ -157,23 +193,23 @@ class NatsRegistry(SharedRegistry):
         self._renewer = None
         if self._nc is not None:
             await self._nc.close()
-            self._nc = self._kv = self._statuses = None
+            self._nc = self._open = None
 
     def _client(self) -> Client:
         if self._nc is None:
             raise BrokerUnavailable(self.url, "the registry is not started (use async with)")
         return self._nc
 
-    def _stations(self) -> KeyValue:
+    def _buckets(self) -> _Buckets:
         self._client()
-        assert self._kv is not None
-        return self._kv
+        assert self._open is not None  # set with the client
+        return self._open
 
     # -- membership -------------------------------------------------------------------
 
     async def register(self, session: StationSession) -> None:
         self.attach()
-        kv = self._stations()
+        kv = self._buckets().stations
         station_id = session.station_id
         old = self._local_duplicate(session)
         record = StationRecord.of(session, self.node_id)
@@ -201,6 +237,9 @@ class NatsRegistry(SharedRegistry):
                 holder = StationRecord.from_dict(json.loads(entry.value)).node
                 previous = (holder, entry.revision)
                 break
+            await self._buckets().index.put(self._index_key(station_id), value)
+            if previous is not None and previous[0] != self.node_id:
+                await self._buckets().index.delete(self._index_key(station_id, previous[0]))
         except _UNREACHABLE as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
         await self._hold(session, record, revision, old, previous)
@@ -211,7 +250,8 @@ class NatsRegistry(SharedRegistry):
         if revision is None:
             return
         try:
-            await self._stations().delete(_token(station_id), last=revision)
+            await self._buckets().stations.delete(_token(station_id), last=revision)
+            await self._buckets().index.delete(self._index_key(station_id))
             released = True
         except BadRequestError as exc:
             if exc.err_code != _WRONG_LAST_SEQUENCE:
@@ -225,7 +265,7 @@ class NatsRegistry(SharedRegistry):
 
     async def _stored_record(self, station_id: str) -> bytes | None:
         try:
-            entry = await self._stations().get(_token(station_id))
+            entry = await self._buckets().stations.get(_token(station_id))
         except KeyNotFoundError:
             return None
         except _UNREACHABLE as exc:
@@ -234,7 +274,7 @@ class NatsRegistry(SharedRegistry):
         return value
 
     async def stations(self) -> list[StationRecord]:
-        kv = self._stations()
+        kv = self._buckets().stations
         try:
             keys = await kv.keys()
         except NoKeysError:
@@ -254,10 +294,8 @@ class NatsRegistry(SharedRegistry):
     # -- boot status memory -----------------------------------------------------------
 
     async def registration_status(self, station_id: str) -> str | None:
-        self._client()
-        assert self._statuses is not None
         try:
-            entry = await self._statuses.get(_token(station_id))
+            entry = await self._buckets().statuses.get(_token(station_id))
         except KeyNotFoundError:
             return None
         except _UNREACHABLE as exc:
@@ -270,14 +308,12 @@ class NatsRegistry(SharedRegistry):
     async def set_registration_status(
         self, station_id: str, status: str, boot: BootInfo | None = None
     ) -> None:
-        self._client()
-        assert self._statuses is not None
         value = {"status": status, "boot": None if boot is None else boot.to_dict()}
         try:
-            await self._statuses.put(_token(station_id), json.dumps(value).encode())
+            await self._buckets().statuses.put(_token(station_id), json.dumps(value).encode())
             session = self._sessions.get(station_id)
             if session is not None:  # our record carries the status too
-                await self._rewrite(station_id, session)
+                await self._rewrite(station_id, session, index=True)
         except _UNREACHABLE as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
 
@@ -311,6 +347,9 @@ class NatsRegistry(SharedRegistry):
             return
         if data.get("type") == "close":
             self._close_if_current(data)
+            return
+        if data.get("type") == "ping":  # a caller checks that we are still here
+            await msg.respond(b"{}")
             return
         # Each request in its own task: a slow station must not hold up the others.
         self._spawn(self._answer(msg, data))
@@ -347,22 +386,22 @@ class NatsRegistry(SharedRegistry):
 
     # -- leases -------------------------------------------------------------------------
 
-    async def _renew_leases(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_ttl / 3)
-            for station_id, session in list(self._sessions.items()):
-                if session.ended or self._sessions.get(station_id) is not session:
-                    continue
-                try:
-                    await self._rewrite(station_id, session)
-                except _UNREACHABLE as exc:
-                    logger.warning("could not renew leases in NATS (%s); retrying", exc)
-                    break
+    async def _renew_all(self) -> None:
+        for station_id, session in list(self._sessions.items()):
+            if session.ended or self._sessions.get(station_id) is not session:
+                continue
+            try:
+                await self._rewrite(station_id, session)
+            except _UNREACHABLE as exc:
+                logger.warning("could not renew leases in NATS (%s); retrying", exc)
+                return
 
-    async def _rewrite(self, station_id: str, session: StationSession) -> None:
-        """Rewrite our entry (a renewed lease); restore it if it lapsed; close our
-        connection if a newer registration holds the station."""
-        kv = self._stations()
+    async def _rewrite(
+        self, station_id: str, session: StationSession, *, index: bool = False
+    ) -> None:
+        """Rewrite our entry (a renewed lease; with ``index``, also our index's); restore
+        both if it lapsed; close our connection if a newer registration holds it."""
+        kv = self._buckets().stations
         key = _token(station_id)
         record = StationRecord.of(session, self.node_id)
         value = json.dumps(record.to_dict()).encode()
@@ -381,7 +420,83 @@ class NatsRegistry(SharedRegistry):
                 revision = await kv.create(key, value)
             except KeyWrongLastSequenceError:
                 return  # someone registered it meanwhile: the next round sees who
+            index = True
             logger.info("station %r: presence restored in NATS", station_id)
             await self._announce("connected", record, session, local=False)
         if self._sessions.get(station_id) is session:
             self._tokens[station_id] = revision
+        if index:
+            await self._buckets().index.put(self._index_key(station_id), value)
+
+    # -- dead nodes ---------------------------------------------------------------------
+
+    async def _claim_dead_nodes(self) -> list[str]:
+        buckets = self._buckets()
+        me = _token(self.node_id)
+        dead = []
+        try:
+            await buckets.nodes.put(me, self.node_id.encode())
+            await buckets.index.put(me, self.node_id.encode())  # a member (again, if reaped)
+            alive = {entry.key for entry in await _entries(buckets.nodes, "*")}
+            for member in await _entries(buckets.index, "*"):
+                if member.key in alive or not member.value:
+                    continue
+                try:  # only one survivor deletes this revision: that one reaps it
+                    await buckets.index.delete(member.key, last=member.revision)
+                except (KeyWrongLastSequenceError, BadRequestError):
+                    continue
+                dead.append(member.value.decode())
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        return dead
+
+    async def _reap(self, node: str) -> list[StationRecord]:
+        kv = self._buckets().stations
+        gone = []
+        try:
+            for held in await _entries(self._buckets().index, f"{_token(node)}.*"):
+                if not held.value:
+                    continue
+                record = StationRecord.from_dict(json.loads(held.value))
+                key = _token(record.station_id)
+                try:
+                    current = await kv.get(key)
+                except KeyNotFoundError:
+                    current = None
+                if current is None or not current.value:
+                    gone.append(record)
+                elif StationRecord.from_dict(json.loads(current.value)).node == node:
+                    try:
+                        await kv.delete(key, last=current.revision)
+                        gone.append(record)
+                    except (KeyWrongLastSequenceError, BadRequestError):
+                        pass  # someone registered it meanwhile
+                await self._buckets().index.delete(held.key)
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        return gone
+
+    async def _node_alive(self, node: str) -> bool:
+        try:
+            await self._client().request(
+                self._subject(node), b'{"type": "ping"}', HOLDER_CHECK_INTERVAL
+            )
+        except NoRespondersError:
+            return False
+        except NatsTimeout:
+            return True  # busy, but there
+        except _UNREACHABLE as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        return True
+
+
+async def _entries(bucket: KeyValue, keys: str) -> list[Entry]:
+    """The live entries of ``bucket`` whose keys match the subject pattern ``keys``."""
+    watcher: Any = await bucket.watch(keys, ignore_deletes=True)  # its methods are untyped
+    entries = []
+    try:
+        while (entry := await watcher.updates(timeout=5)) is not None:
+            entries.append(entry)
+    finally:
+        await watcher.stop()
+    return entries

@@ -8,6 +8,10 @@ Keys and channels, under a prefix (default ``csms_kit``):
 ``{prefix}:epochs``            a counter: each registration's fencing token
 ``{prefix}:status:{id}``       the registration status and boot info, across
                                connections
+``{prefix}:held:{node_id}``    a node's index: a hash of station id to record, so
+                               that a survivor can tell who a dead node held
+``{prefix}:nodes``             a sorted set of node ids by the time their own lease
+                               ends (renewed with the stations')
 ``{prefix}:node:{node_id}``    the channel a node listens on: calls, sends, replies,
                                and "close your connection of this station"
 ``{prefix}:events``            connect and disconnect events of every node
@@ -15,14 +19,21 @@ Keys and channels, under a prefix (default ``csms_kit``):
 
 Presence is a lease: the holder renews every station's key each ``lease_ttl / 3``
 seconds; a node that dies stops renewing, and its stations vanish within
-``lease_ttl``. Every write of a station's key compares the epoch first (Lua scripts,
-atomic in Redis): a stale holder can neither remove nor renew a newer registration.
+``lease_ttl``: the first node to see the dead node's lease lapse removes what is left
+of its stations and tells every node they disconnected. Every write of a station's key
+compares the epoch first (Lua scripts, atomic in Redis): a stale holder can neither
+remove nor renew a newer registration.
 
 A call to a station held elsewhere is published on the holder's channel; Redis says
 how many listened, so when the holder is gone the call fails at once with
 :class:`~csms_kit.exceptions.StationNotConnected`. The holder runs it through the
 station's own session (one outstanding CALL and FIFO hold whoever calls) and
-publishes the answer, or the exception as data, on the caller's channel.
+publishes the answer, or the exception as data, on the caller's channel. While a
+caller waits, it checks each second that the holder still listens: a holder that died
+mid-call ends the call with :class:`~csms_kit.exceptions.StationDisconnected`.
+
+Node ids must be unique among running processes: a node that starts reaps what an
+earlier process of the same id left behind.
 
 Resource handling: ``async with RedisRegistry(url)`` (or :meth:`start` and
 :meth:`aclose`) owns one Redis connection pool, a subscription and two tasks (the
@@ -35,7 +46,7 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -58,51 +69,54 @@ __all__ = ["RedisRegistry"]
 
 logger = logging.getLogger("csms_kit.cluster")
 
-# Claim a station: under "reject" refuse if held; else take it over. Returns
-# {claimed, previous node, previous epoch}.
+# Claim a station: under "reject" refuse if held; else take it over, moving it from
+# the previous holder's index to ours. Returns {claimed, previous node, previous epoch}.
+# KEYS: the station's key, our index. ARGV: node, epoch, record, policy, TTL (ms),
+# the index keys' prefix, station id.
 _CLAIM = """
 local node = redis.call('HGET', KEYS[1], 'node')
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if node and ARGV[4] == 'reject' then
   return {0, node, epoch}
 end
+if node then
+  redis.call('HDEL', ARGV[6] .. node, ARGV[7])
+end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', ARGV[2], 'record', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('HSET', KEYS[2], ARGV[7], ARGV[3])
 if node then
   return {1, node, epoch}
 end
 return {1}
 """
-# Compare-and-delete: only the registration with this epoch is removed.
+# Compare-and-delete: only the registration with this epoch is removed (and leaves our
+# index). KEYS: the station's key, our index. ARGV: epoch, station id.
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  redis.call('HDEL', KEYS[2], ARGV[2])
   return 1
 end
 return 0
 """
-# Renew our lease (compare the epoch); with a record, also (re)write it. When the key is
-# gone (it lapsed while Redis was unreachable, or Redis restarted): restore it from the
-# record given (2), or say that it needs one (3). 0 when a newer registration holds it.
-_RENEW = """
+# Rewrite our record and renew our lease (compare the epoch): 1. When the key is gone
+# (it lapsed while Redis was unreachable or we were reaped, or Redis restarted),
+# restore it: 2. 0 when a newer registration holds it. KEYS: the station's key, our
+# index. ARGV: epoch, TTL (ms), record, node, station id.
+_REWRITE = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  if ARGV[3] == '' then
-    return 3
-  end
-  redis.call('HSET', KEYS[1], 'node', ARGV[4], 'epoch', ARGV[1], 'record', ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 2
+if epoch and epoch ~= ARGV[1] then
+  return 0
 end
-if epoch == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  if ARGV[3] ~= '' then
-    redis.call('HSET', KEYS[1], 'record', ARGV[3])
-  end
+redis.call('HSET', KEYS[1], 'node', ARGV[4], 'epoch', ARGV[1], 'record', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[5], ARGV[3])
+if epoch then
   return 1
 end
-return 0
+return 2
 """
 # Renew many leases in one command (KEYS: the stations' keys; ARGV: the TTL, then
 # their epochs): 1 renewed, 0 held by a newer registration, 3 lost (restore it).
@@ -114,6 +128,46 @@ for i, key in ipairs(KEYS) do
     codes[i] = 3
   elseif epoch == ARGV[i + 1] then
     redis.call('PEXPIRE', key, ARGV[1])
+    codes[i] = 1
+  else
+    codes[i] = 0
+  end
+end
+return codes
+"""
+# Say that our node is alive until now + TTL (ms), in one sorted set of deadlines by
+# Redis' clock; remove and return the nodes whose deadline passed (each is returned
+# to one caller only: that one reaps it). KEYS: the set. ARGV: node, TTL (ms).
+_ALIVE = """
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local reaped = {}
+for _, node in ipairs(dead) do
+  if node ~= ARGV[1] then
+    redis.call('ZREM', KEYS[1], node)
+    reaped[#reaped + 1] = node
+  end
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return reaped
+"""
+# Remove stations of a dead node from its index, and their keys where it still holds
+# them. 1: it is gone (tell everyone it disconnected), 0: another node holds it now.
+# KEYS: the stations' keys, then the dead node's index. ARGV: its node, station ids.
+_REAP_MANY = """
+local index = KEYS[#KEYS]
+local codes = {}
+for i = 1, #KEYS - 1 do
+  local node = redis.call('HGET', KEYS[i], 'node')
+  redis.call('HDEL', index, ARGV[i + 1])
+  if not node then
+    codes[i] = 1
+  elseif node == ARGV[1] then
+    redis.call('DEL', KEYS[i])
     codes[i] = 1
   else
     codes[i] = 0
@@ -173,6 +227,9 @@ class RedisRegistry(SharedRegistry):
     def _station_key(self, station_id: str) -> str:
         return f"{self.prefix}:station:{station_id}"
 
+    def _index_key(self, node: str) -> str:
+        return f"{self.prefix}:held:{node}"
+
     def _status_key(self, station_id: str) -> str:
         return f"{self.prefix}:status:{station_id}"
 
@@ -210,11 +267,19 @@ class RedisRegistry(SharedRegistry):
         self._redis, self._pubsub = client, pubsub
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
-        self._renew = client.register_script(_RENEW)
+        self._rewrite = client.register_script(_REWRITE)
         self._renew_many = client.register_script(_RENEW_MANY)
+        self._alive = client.register_script(_ALIVE)
+        self._reap_many = client.register_script(_REAP_MANY)
+        try:
+            await self._claim_dead_nodes()
+            await self._reap_node(self.node_id)  # what an earlier life of ours left
+        except BrokerUnavailable:
+            await self.aclose()
+            raise
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen(), name="csms_kit redis listener")
-        self._renewer = loop.create_task(self._renew_leases(), name="csms_kit redis leases")
+        self._renewer = loop.create_task(self._keep_leases(), name="csms_kit redis leases")
 
     async def aclose(self) -> None:
         """Stop listening and renewing, fail calls still waiting, close the connections."""
@@ -249,13 +314,15 @@ class RedisRegistry(SharedRegistry):
         try:
             epoch = int(await client.incr(f"{self.prefix}:epochs"))
             claimed = await self._claim(
-                keys=[self._station_key(station_id)],
+                keys=[self._station_key(station_id), self._index_key(self.node_id)],
                 args=[
                     self.node_id,
                     epoch,
                     json.dumps(record.to_dict()),
                     self.duplicate_policy,
                     self._ttl_ms,
+                    self._index_key(""),
+                    station_id,
                 ],
             )
         except (RedisError, OSError) as exc:
@@ -271,7 +338,10 @@ class RedisRegistry(SharedRegistry):
         if epoch is None:
             return
         try:
-            released = await self._release(keys=[self._station_key(station_id)], args=[epoch])
+            released = await self._release(
+                keys=[self._station_key(station_id), self._index_key(self.node_id)],
+                args=[epoch, station_id],
+            )
         except (RedisError, OSError) as exc:
             # The lease will lapse by itself within lease_ttl.
             logger.warning("could not release station %r in Redis: %s", station_id, exc)
@@ -315,16 +385,7 @@ class RedisRegistry(SharedRegistry):
             await client.expire(key, max(1, round(self.remember_statuses_for)))
             session = self._sessions.get(station_id)
             if session is not None:  # our record carries the status too
-                record = StationRecord.of(session, self.node_id)
-                await self._renew(
-                    keys=[self._station_key(station_id)],
-                    args=[
-                        self._tokens[station_id],
-                        self._ttl_ms,
-                        json.dumps(record.to_dict()),
-                        self.node_id,
-                    ],
-                )
+                await self._write_record(session, self._tokens[station_id])
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
 
@@ -418,11 +479,6 @@ class RedisRegistry(SharedRegistry):
 
     # -- leases -------------------------------------------------------------------------
 
-    async def _renew_leases(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_ttl / 3)
-            await self._renew_all()
-
     async def _renew_all(self) -> None:
         """Renew the lease of every station held here, a batch per command.
 
@@ -451,16 +507,66 @@ class RedisRegistry(SharedRegistry):
                     logger.warning("station %r is held by a newer connection; closing", station_id)
                     self._close_replaced(session)
         for station_id, epoch, session in lost:
-            record = StationRecord.of(session, self.node_id)
             try:
-                restored = await self._renew(
-                    keys=[self._station_key(station_id)],
-                    args=[epoch, self._ttl_ms, json.dumps(record.to_dict()), self.node_id],
-                )
+                restored, record = await self._write_record(session, epoch)
             except (RedisError, OSError) as exc:
                 logger.warning("could not restore leases in Redis (%s); retrying", exc)
                 return
-            if int(restored) == 2:
+            if restored == 2:
                 logger.info("station %r: presence restored in Redis", station_id)
                 # Other nodes may have seen it vanish; our own listeners never did.
                 await self._announce("connected", record, session, local=False)
+
+    async def _write_record(
+        self, session: StationSession, epoch: int
+    ) -> tuple[int, StationRecord]:
+        """Write ``session``'s record with ``epoch`` (see ``_REWRITE``); its code, the record."""
+        station_id = session.station_id
+        record = StationRecord.of(session, self.node_id)
+        code = await self._rewrite(
+            keys=[self._station_key(station_id), self._index_key(self.node_id)],
+            args=[epoch, self._ttl_ms, json.dumps(record.to_dict()), self.node_id, station_id],
+        )
+        return int(code), record
+
+    # -- dead nodes ---------------------------------------------------------------------
+
+    async def _claim_dead_nodes(self) -> list[str]:
+        try:
+            dead = await self._alive(
+                keys=[f"{self.prefix}:nodes"], args=[self.node_id, self._ttl_ms]
+            )
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        return [str(node) for node in dead]
+
+    async def _reap(self, node: str) -> list[StationRecord]:
+        client = self._client()
+        index = self._index_key(node)
+        gone: list[StationRecord] = []
+        cursor = 0
+        try:
+            while True:
+                cursor, found = await client.hscan(index, cursor, count=_RENEW_BATCH)
+                held = cast("dict[str, str]", found)  # decode_responses=True
+                if held:
+                    ids = list(held)
+                    codes = await self._reap_many(
+                        keys=[*(self._station_key(i) for i in ids), index], args=[node, *ids]
+                    )
+                    gone += [
+                        StationRecord.from_dict(json.loads(held[i]))
+                        for i, code in zip(ids, codes, strict=True)
+                        if int(code)
+                    ]
+                if not cursor:
+                    return gone
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+
+    async def _node_alive(self, node: str) -> bool:
+        try:
+            counts = await self._client().pubsub_numsub(self._channel(node))
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(self.url, str(exc)) from exc
+        return bool(counts and int(counts[0][1]))
