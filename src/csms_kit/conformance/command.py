@@ -93,7 +93,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log the probe's connections at INFO"
+        "-v", "--verbose", action="store_true", help="log at INFO instead of WARNING"
     )
     return parser
 

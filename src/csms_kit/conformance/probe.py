@@ -156,6 +156,8 @@ def _describe_error(exc: BaseException) -> str:
         return f"TLS: {exc.reason or exc}"
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
+    if isinstance(exc, ConnectionResetError):
+        return "the CSMS reset the connection"
     return str(exc) or type(exc).__name__
 
 
