@@ -110,6 +110,8 @@ SAMPLES = [
     RemoteProtocolError("broke OCPP-J"),
     CallFailed("no usable response"),
     DuplicateConnection("CP-7"),
+    exceptions.ConnectFailed("CP-7", "ws://127.0.0.1:9/", "handshake", "HTTP 401", 401),
+    exceptions.ConnectFailed("CP-7", "ws://127.0.0.1:9/", "refused", "connection refused"),
     StationNotConnected("CP-7"),
     BrokerUnavailable("redis://127.0.0.1:6379/0", "connection refused"),
     CallError("CP-7", "Reset", "m-1", "NotSupported", "nope", {"a": [1, 2]}),

@@ -18,6 +18,7 @@ from typing import Any
 from csms_kit.conformance import command as conformance
 from csms_kit.demo.run import demo, serve_demo
 from csms_kit.exceptions import CallError, CallTimeout, CsmsKitError, StationNotConnected
+from csms_kit.simulator import command as simulate_command
 
 __all__ = ["main"]
 
@@ -33,6 +34,7 @@ _EPILOG = "Run 'csms-kit COMMAND --help' for the options of a command."
 _LOG_LEVELS = {
     "serve": (logging.INFO, logging.DEBUG),
     "demo": (logging.WARNING, logging.INFO),
+    "simulate": (logging.WARNING, logging.INFO),
     "call": (logging.WARNING, logging.INFO),
     "stations": (logging.WARNING, logging.INFO),
     "conformance": (logging.WARNING, logging.INFO),
@@ -139,9 +141,11 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between a station's messages (default: %(default)s)",
     )
     conformance.add_parser(commands)
+    simulate = simulate_command.add_parser(commands)
     for name, command in (
         ("serve", serve),
         ("demo", demo),
+        ("simulate", simulate),
         ("call", call),
         ("stations", stations),
     ):
@@ -202,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_call(arguments))
         if arguments.command == "stations":
             return asyncio.run(_stations(arguments.registry, arguments.json))
+        if arguments.command == "simulate":
+            return simulate_command.run(arguments)
         return asyncio.run(demo(arguments.stations, arguments.duration, arguments.pace))
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

@@ -10,18 +10,20 @@ common CSMS requests with "Accepted"; subclass it to do more::
     async with connect_station("ws://localhost:9000", "CP-1", "2.0.1") as station:
         await station.call(call.BootNotification(...))
 
-This is for demos, tests and load generation; a full simulator is a separate tool.
+For stations that boot, charge, answer commands and reconnect by themselves, see
+:mod:`csms_kit.simulator`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 from csms_kit.exceptions import CsmsDisconnected
 from csms_kit.role import Role
@@ -29,7 +31,7 @@ from csms_kit.routing import on
 from csms_kit.versions import OcppVersion
 from csms_kit.websocket import WebSocketTransport, read_in_small_chunks, redacting_logger
 
-__all__ = ["StationClient", "connect_station"]
+__all__ = ["StationClient", "connect_station", "open_websocket", "station_url"]
 
 
 class StationClient(Role):
@@ -70,13 +72,7 @@ async def connect_station(
     ``compression``). On exit the connection is closed and the session's tasks end.
     """
     version = OcppVersion.parse(version)
-    options.setdefault("logger", redacting_logger("csms_kit.client"))
-    websocket = await websockets.connect(
-        f"{url.rstrip('/')}/{quote(station_id, safe='')}",
-        subprotocols=[websockets.Subprotocol(version.subprotocol)],
-        **options,
-    )
-    read_in_small_chunks(websocket.transport)
+    websocket = await open_websocket(url, station_id, [version.subprotocol], **options)
     session = session_class(station_id, WebSocketTransport(websocket), version)
     task = asyncio.create_task(session.run(), name=f"csms_kit station {station_id}")
     try:
@@ -84,3 +80,25 @@ async def connect_station(
     finally:
         await session.close()
         await task
+
+
+def station_url(url: str, station_id: str) -> str:
+    """``<url>/<station_id>``, the identity percent-encoded as OCPP-J wants it."""
+    return f"{url.rstrip('/')}/{quote(station_id, safe='')}"
+
+
+async def open_websocket(
+    url: str, station_id: str, subprotocols: Sequence[str], **options: Any
+) -> ClientConnection:
+    """Open the WebSocket of station ``station_id`` at ``url``, offering ``subprotocols``.
+
+    ``options`` go to ``websockets.connect``; its exceptions pass through.
+    """
+    options.setdefault("logger", redacting_logger("csms_kit.client"))
+    websocket = await websockets.connect(
+        station_url(url, station_id),
+        subprotocols=[websockets.Subprotocol(p) for p in subprotocols],
+        **options,
+    )
+    read_in_small_chunks(websocket.transport)
+    return websocket

@@ -321,6 +321,8 @@ class RpcConnection:
                 await self.hooks.report_error(self.owner, exc)
                 await self.close(CLOSE_INTERNAL_ERROR, "transport failure")
                 return
+            if self._ended is not None:
+                return  # it came during the closing handshake: reading has stopped
             self._last_seen = time.time()
             stats.received += 1
             if self.hooks.on_message is not None:

@@ -10,6 +10,7 @@ Whose fault it is decides where an exception sits::
     │   └── InvalidResponse       ... in its answer to our CALL (also a CallFailed)
     ├── TransportClosed           a transport's signal to its connection: it ended
     ├── DuplicateConnection       a second connection of a connected station (policy "reject")
+    ├── ConnectFailed             a station could not connect to the CSMS (simulator)
     └── CallFailed                a call produced no usable response
         ├── StationNotConnected   no process holds a connected station by that id
         ├── BrokerUnavailable     the registry's broker (Redis, NATS) cannot be reached
@@ -43,6 +44,7 @@ __all__ = [
     "CallError",
     "CallFailed",
     "CallTimeout",
+    "ConnectFailed",
     "ConnectionEnded",
     "CsmsDisconnected",
     "CsmsKitError",
@@ -184,6 +186,28 @@ class DuplicateConnection(CsmsKitError):
     def __init__(self, station_id: str) -> None:
         super().__init__(f"station {station_id!r} is already connected")
         self.station_id = station_id
+
+
+class ConnectFailed(CsmsKitError):
+    """A station could not connect to the CSMS at ``url``.
+
+    ``kind`` says how far it got: ``"refused"`` (no TCP connection), ``"tls"`` (the
+    TLS handshake failed), ``"handshake"`` (the CSMS refused the WebSocket handshake,
+    with HTTP ``status`` when it answered one, or accepted none of the offered OCPP
+    versions) or ``"timeout"``.
+    """
+
+    _fields = ("station_id", "url", "kind", "reason", "status")
+
+    def __init__(
+        self, station_id: str, url: str, kind: str, reason: str, status: int | None = None
+    ) -> None:
+        super().__init__(f"station {station_id!r} could not connect to {url}: {reason}")
+        self.station_id = station_id
+        self.url = url
+        self.kind = kind
+        self.reason = reason
+        self.status = status
 
 
 class StationNotConnected(CallFailed):
@@ -338,6 +362,7 @@ _BY_NAME: dict[str, type[CsmsKitError]] = {
         RemoteProtocolError,
         CallFailed,
         DuplicateConnection,
+        ConnectFailed,
         StationNotConnected,
         BrokerUnavailable,
         CallError,

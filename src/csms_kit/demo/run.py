@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import sys
@@ -11,11 +10,12 @@ import time
 from typing import Any, TextIO
 
 from csms_kit.demo.csms import DemoCsms
-from csms_kit.demo.stations import StationTally, run_station
 from csms_kit.exceptions import CsmsKitError
 from csms_kit.registry import InMemoryRegistry
 from csms_kit.server import CsmsServer, serve
 from csms_kit.session import StationSession
+from csms_kit.simulator.fleet import Fleet
+from csms_kit.simulator.station import SimulatedStation
 from csms_kit.versions import OcppVersion
 
 __all__ = ["demo", "demo_server", "serve_demo"]
@@ -72,22 +72,28 @@ async def serve_demo(
         await server.serve_forever()
 
 
-def _command_for(version: OcppVersion) -> tuple[dict[str, Any], str]:
-    if version is OcppVersion.V16:
+def _command_for(station: SimulatedStation) -> tuple[dict[str, Any], str]:
+    """A remote stop of the station's transaction if it has one, else a remote start."""
+    v16 = station.version is OcppVersion.V16
+    for transaction in station.transactions:
+        if transaction.id is not None:
+            action = "RemoteStopTransaction" if v16 else "RequestStopTransaction"
+            return {"transactionId": transaction.id}, action
+    if v16:
         return {"idTag": "REMOTE", "connectorId": 1}, "RemoteStartTransaction"
     token = {"idToken": "REMOTE", "type": "Central"}
     return {"idToken": token, "remoteStartId": random.getrandbits(20)}, "RequestStartTransaction"
 
 
-async def _command_round_trip(registry: InMemoryRegistry) -> float | None:
+async def _command_round_trip(registry: InMemoryRegistry, fleet: Fleet) -> float | None:
     """Send one CSMS-to-station command through the registry; its round trip in ms."""
-    booted = [s for s in registry.sessions() if s.booted]
-    if not booted:
+    online = [station for station in fleet.stations if station.online]
+    if not online:
         return None
-    session = random.choice(booted)
-    payload, action = _command_for(session.version)
+    station = random.choice(online)
+    payload, action = _command_for(station)
     started = time.perf_counter()
-    await registry.call(session.station_id, payload, action=action, timeout=5)
+    await registry.call(station.station_id, payload, action=action, timeout=5)
     return (time.perf_counter() - started) * 1000
 
 
@@ -99,14 +105,14 @@ async def demo(
 ) -> int:
     """Serve the demo CSMS and run ``stations`` simulated stations against it.
 
-    Prints a progress line every second and a summary at the end; stops after
-    ``duration`` seconds or when cancelled (Ctrl-C). Returns 0 if nothing failed.
+    The stations (:mod:`csms_kit.simulator`, OCPP 1.6, 2.0.1 and 2.1 in turn) charge
+    again and again, sending a message every ``pace`` seconds; every second the CSMS
+    starts or stops a transaction on one of them. Prints a progress line every second
+    and a summary at the end; stops after ``duration`` seconds or when cancelled
+    (Ctrl-C). Returns 0 if nothing failed.
     """
     registry = InMemoryRegistry()
     server_errors: list[BaseException] = []
-    tally = StationTally()
-    stop = asyncio.Event()
-    versions = (OcppVersion.V16, OcppVersion.V201, OcppVersion.V21)
     round_trips: list[float] = []
     command_errors = 0
     started = time.monotonic()
@@ -115,18 +121,21 @@ async def demo(
     ) as server:
         url = f"ws://127.0.0.1:{server.port}"
         print(f"csms_kit demo: CSMS on {url}, {stations} stations of OCPP 1.6/2.0.1/2.1", file=out)
-        tasks = [
-            asyncio.create_task(
-                run_station(url, f"station_{n:03d}", versions[n % 3], tally, stop, pace)
-            )
-            for n in range(1, stations + 1)
-        ]
+        fleet = Fleet(
+            url,
+            stations,
+            (OcppVersion.V16, OcppVersion.V201, OcppVersion.V21),
+            scenario="charging",
+            rate=1 / pace,
+            id_prefix="station_",
+        )
+        await fleet.start()
         last_frames, last_time = 0, time.monotonic()
         try:
             while time.monotonic() - started < duration:
                 await asyncio.sleep(1)
                 try:
-                    rtt = await _command_round_trip(registry)
+                    rtt = await _command_round_trip(registry, fleet)
                 except CsmsKitError:
                     command_errors += 1
                     rtt = None
@@ -136,7 +145,7 @@ async def demo(
                 now = time.monotonic()
                 rate = max(frames - last_frames, 0) / (now - last_time)
                 last_frames, last_time = frames, now
-                errors = tally.errors + len(server_errors) + command_errors
+                errors = fleet.stats.error_count + len(server_errors) + command_errors
                 command = f"{rtt:.1f} ms" if rtt is not None else "-"
                 print(
                     f"t={now - started:4.0f}s  connected {len(registry):4d}/{stations}  "
@@ -145,14 +154,13 @@ async def demo(
                     flush=True,
                 )
         finally:
-            stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks)
-    errors = tally.errors + len(server_errors) + command_errors
+            await fleet.stop()
+    errors = fleet.stats.error_count + len(server_errors) + command_errors
     median = sorted(round_trips)[len(round_trips) // 2] if round_trips else float("nan")
+    last_error = (fleet.stats.first_errors or [repr(e) for e in server_errors] or [""])[-1]
     print(
         f"done: {stations} stations, {len(round_trips)} commands (median round trip "
-        f"{median:.1f} ms), {errors} errors" + (f"; last: {tally.last_error}" if errors else ""),
+        f"{median:.1f} ms), {errors} errors" + (f"; first: {last_error}" if errors else ""),
         file=out,
     )
     return 0 if errors == 0 else 1
