@@ -25,14 +25,18 @@ import abc
 import asyncio
 import json
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
 from csms_kit.exceptions import (
+    BrokerUnavailable,
     CallFailed,
+    CallTimeout,
     CsmsKitError,
     DuplicateConnection,
     StationDisconnected,
     StationNotConnected,
+    error_from_dict,
 )
 from csms_kit.registry import (
     REPLACED_CODE,
@@ -86,15 +90,19 @@ class SharedRegistry(ConnectionRegistry):
         self._sessions: dict[str, StationSession] = {}
         self._tokens: dict[str, int] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        #: Forwarded calls waiting for their reply: request id -> (station id, reply).
+        self._replies: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- to implement -------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def _ask(
-        self, record: StationRecord, message: dict[str, Any], wait: float, action: str
-    ) -> dict[str, Any]:
-        """Carry ``message`` to ``record.node``; its reply (``error`` raised as typed)."""
+    async def _request(self, node: str, message: dict[str, Any]) -> bool:
+        """Send ``message`` (JSON-ready, with its ``id``) to ``node``, asking for a reply.
+
+        The backend hands the reply, when it comes, to :meth:`_replied`. ``False``
+        when it knows at once that nobody listens at ``node``.
+        """
 
     @abc.abstractmethod
     async def _stored_record(self, station_id: str) -> str | bytes | None:
@@ -233,18 +241,52 @@ class SharedRegistry(ConnectionRegistry):
     async def _ask_holder(
         self, record: StationRecord, message: dict[str, Any], wait: float, action: str
     ) -> dict[str, Any]:
-        """:meth:`_ask`, ended as soon as the holder's process is seen gone."""
-        asking = asyncio.ensure_future(self._ask(record, message, wait, action))
+        """Send ``message`` to the holder of the station; its reply (its error raised).
+
+        Waits at most ``wait`` seconds, and stops waiting as soon as the holder's
+        process is seen gone (checked each ``HOLDER_CHECK_INTERVAL``).
+        """
+        station_id = record.station_id
+        request_id = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._replies[request_id] = (station_id, reply)
         try:
-            while True:
-                done, _ = await asyncio.wait({asking}, timeout=HOLDER_CHECK_INTERVAL)
-                if done:
-                    return asking.result()
-                if not await self._node_alive(record.node):
-                    reason = f"node {record.node!r}, which held it, is gone"
-                    raise StationDisconnected(record.station_id, HOLDER_GONE_CODE, reason)
+            message = {**message, "id": request_id, "station": station_id}
+            if not await self._request(record.node, message):
+                raise StationNotConnected(station_id)  # nobody listens: the holder is gone
+            deadline = loop.time() + wait
+            while not reply.done():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise CallTimeout(station_id, action, None, wait)
+                await asyncio.wait({reply}, timeout=min(remaining, HOLDER_CHECK_INTERVAL))
+                if not reply.done() and not await self._node_alive(record.node):
+                    gone = f"node {record.node!r}, which held it, is gone"
+                    raise StationDisconnected(station_id, HOLDER_GONE_CODE, gone)
         finally:
-            asking.cancel()
+            del self._replies[request_id]
+        answer = reply.result()
+        if answer.get("error") is not None:
+            raise error_from_dict(answer["error"])
+        return answer
+
+    def _replied(self, request_id: str, reply: dict[str, Any] | None) -> None:
+        """The reply to request ``request_id`` came (``None``: nobody listened)."""
+        waiting = self._replies.get(request_id)
+        if waiting is None or waiting[1].done():
+            return  # its caller gave up
+        station_id, future = waiting
+        if reply is None:
+            future.set_exception(StationNotConnected(station_id))
+        else:
+            future.set_result(reply)
+
+    def _fail_waiting_calls(self) -> None:
+        """The registry closes: calls waiting for a reply fail (they would wait in vain)."""
+        for _, future in self._replies.values():
+            if not future.done():
+                future.set_exception(BrokerUnavailable(self.url, "the registry was closed"))
 
     async def _serve(self, data: dict[str, Any]) -> dict[str, Any]:
         """Run a call or send another node forwarded on our session; the reply to send."""

@@ -16,7 +16,7 @@ processes: a node that starts reaps what an earlier process of the same id left.
 
 Calls use NATS request/reply on the holder's subject ``{prefix}.node.<node>``: when
 no process listens there, NATS answers "no responders" at once and the call fails with
-  :class:`~csms_kit.exceptions.StationNotConnected`; while a caller waits, it pings
+:class:`~csms_kit.exceptions.StationNotConnected`; while a caller waits, it pings
 the holder each second, and a holder gone mid-call ends the call with
 :class:`~csms_kit.exceptions.StationDisconnected`. Events go on ``{prefix}.events``.
 
@@ -50,10 +50,7 @@ from csms_kit.boot import BootInfo
 from csms_kit.cluster.base import HOLDER_CHECK_INTERVAL, SharedRegistry
 from csms_kit.exceptions import (
     BrokerUnavailable,
-    CallTimeout,
     DuplicateConnection,
-    StationNotConnected,
-    error_from_dict,
 )
 from csms_kit.registry import DuplicatePolicy, StationRecord
 
@@ -72,6 +69,8 @@ logger = logging.getLogger("csms_kit.cluster")
 
 #: JetStream's error code for a compare-and-set that found another revision.
 _WRONG_LAST_SEQUENCE = 10071
+#: The header and status of NATS' answer to a request nobody listens to.
+_STATUS, _NO_RESPONDERS = "Status", "503"
 #: What NATS raises when the server cannot be reached or the connection is gone.
 _UNREACHABLE = (NatsError, OSError)
 
@@ -123,6 +122,7 @@ class NatsRegistry(SharedRegistry):
         )
         self._nc: Client | None = None
         self._open: _Buckets | None = None
+        self._inbox = ""
         self._renewer: asyncio.Task[None] | None = None
 
     def _index_key(self, station_id: str, node: str | None = None) -> str:
@@ -159,6 +159,8 @@ class NatsRegistry(SharedRegistry):
                 index=await self._bucket(js, f"{self.prefix}_held", 0),
                 nodes=await self._bucket(js, f"{self.prefix}_nodes", self.lease_ttl),
             )
+            self._inbox = nc.new_inbox()
+            await nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
             await nc.subscribe(self._subject(self.node_id), cb=self._on_request)
             await nc.subscribe(self._events, cb=self._on_event)
         except _UNREACHABLE as exc:
@@ -191,6 +193,7 @@ class NatsRegistry(SharedRegistry):
         tasks = [t for t in (self._renewer, *self._tasks) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         self._renewer = None
+        self._fail_waiting_calls()
         if self._nc is not None:
             await self._nc.close()
             self._nc = self._open = None
@@ -319,23 +322,29 @@ class NatsRegistry(SharedRegistry):
 
     # -- calls to other nodes -----------------------------------------------------------
 
-    async def _ask(
-        self, record: StationRecord, message: dict[str, Any], wait: float, action: str
-    ) -> dict[str, Any]:
-        station_id = record.station_id
-        data = json.dumps({**message, "station": station_id}).encode()
+    async def _request(self, node: str, message: dict[str, Any]) -> bool:
+        # Our own reply subjects, not nc.request(): the registry owns the wait (it
+        # watches the holder meanwhile), as with Redis.
+        data = json.dumps(message).encode()
         try:
-            response = await self._client().request(self._subject(record.node), data, wait)
-        except NoRespondersError:
-            raise StationNotConnected(station_id) from None  # the holder is gone
-        except NatsTimeout:
-            raise CallTimeout(station_id, action, None, wait) from None
+            await self._client().publish(
+                self._subject(node), data, reply=f"{self._inbox}.{message['id']}"
+            )
         except _UNREACHABLE as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
-        reply: dict[str, Any] = json.loads(response.data)
-        if reply.get("error") is not None:
-            raise error_from_dict(reply["error"])
-        return reply
+        return True  # if nobody listens, NATS says so on the reply subject
+
+    async def _on_reply(self, msg: Msg) -> None:
+        request_id = msg.subject.rpartition(".")[2]
+        if msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
+            self._replied(request_id, None)  # the holder is gone
+            return
+        try:
+            reply = json.loads(msg.data)
+        except ValueError:
+            logger.warning("ignored a reply that is not JSON on %s", msg.subject)
+            return
+        self._replied(request_id, reply)
 
     # -- what other nodes tell us -----------------------------------------------------
 

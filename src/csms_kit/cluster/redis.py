@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
@@ -55,10 +54,7 @@ from csms_kit.boot import BootInfo
 from csms_kit.cluster.base import SharedRegistry
 from csms_kit.exceptions import (
     BrokerUnavailable,
-    CallTimeout,
     DuplicateConnection,
-    StationNotConnected,
-    error_from_dict,
 )
 from csms_kit.registry import DuplicatePolicy, StationRecord
 
@@ -218,7 +214,6 @@ class RedisRegistry(SharedRegistry):
         self.max_connections = max_connections
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
 
@@ -289,10 +284,7 @@ class RedisRegistry(SharedRegistry):
         tasks = [t for t in (self._listener, self._renewer, *self._tasks) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         self._listener = self._renewer = None
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(BrokerUnavailable(self.url, "the registry was closed"))
-        self._pending.clear()
+        self._fail_waiting_calls()
         if self._redis is not None:
             await self._pubsub.aclose()
             await self._redis.aclose()
@@ -391,28 +383,8 @@ class RedisRegistry(SharedRegistry):
 
     # -- calls to other nodes -----------------------------------------------------------
 
-    async def _ask(
-        self, record: StationRecord, message: dict[str, Any], wait: float, action: str
-    ) -> dict[str, Any]:
-        """Send ``message`` to the holder of the station; its reply, or its error raised."""
-        station_id = record.station_id
-        request_id = uuid.uuid4().hex
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        try:
-            message = {**message, "id": request_id, "station": station_id}
-            message["reply_to"] = self.node_id
-            if not await self._tell(record.node, message):
-                raise StationNotConnected(station_id)  # nobody listens: the holder is gone
-            try:
-                reply = await asyncio.wait_for(future, wait)
-            except asyncio.TimeoutError:
-                raise CallTimeout(station_id, action, None, wait) from None
-        finally:
-            self._pending.pop(request_id, None)
-        if reply.get("error") is not None:
-            raise error_from_dict(reply["error"])
-        return reply
+    async def _request(self, node: str, message: dict[str, Any]) -> bool:
+        return bool(await self._tell(node, {**message, "reply_to": self.node_id}))
 
     async def _notify(self, node: str, message: dict[str, Any]) -> None:
         await self._tell(node, message)
@@ -453,9 +425,7 @@ class RedisRegistry(SharedRegistry):
     def _dispatch(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
         if kind == "reply":
-            future = self._pending.get(str(data.get("id")))
-            if future is not None and not future.done():
-                future.set_result(data)
+            self._replied(str(data.get("id")), data)
         elif kind in ("call", "send"):
             self._spawn(self._answer(data))
         elif kind == "close":
