@@ -140,7 +140,7 @@ async def tls_below_12(ctx: Context) -> str | None:
     "TLS 1.2 with each of the four cipher suites OCPP requires",
     group="security",
     spec="Security profiles 2 and 3 (TLS 1.2 cipher suites)",
-    octt="TC_086_CSMS",
+    octt="1.6: TC_086_CSMS",
     once=True,
     needs=_TLS,
 )
