@@ -56,6 +56,7 @@ def start_broker(
         command,
         cwd=workdir,
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # nats-server logs its banner there
         preexec_fn=preexec_fn,  # noqa: PLW1509
     )
     wait_port(port, 10)
