@@ -294,6 +294,25 @@ async def test_unsolicited_answer_flood_keeps_memory_flat(
         assert len(warnings) == 1
 
 
+async def test_reports_of_errors_in_our_answers_warn_once_and_quote_the_station(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flood of 2.1 CALLRESULTERRORs and unknown answers: one WARNING in all, the rest
+    at DEBUG, and the station's own text quoted (a newline in it cannot forge a line)."""
+    caplog.set_level(logging.DEBUG, "csms_kit")
+    async with run_session(StationSession, "2.1") as (_, station):
+        for n in range(20):
+            await station.send([5, f"r{n}", "FormatViolation", "bad\nFORGED line", {}])
+            await station.send([3, f"u{n}", {}])
+        await station.call("hb", "Heartbeat", {})  # answered: everything before is handled
+    ours = [r for r in caplog.records if r.name.startswith("csms_kit")]
+    warnings = [r for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    reports = [r.getMessage() for r in ours if "error in our CALLRESULT" in r.getMessage()]
+    assert len(reports) == 20
+    assert all("\n" not in text and "'bad\\nFORGED line'" in text for text in reports)
+
+
 async def test_handler_error_becomes_internal_error(caplog: pytest.LogCaptureFixture) -> None:
     """Any exception in a handler answers InternalError with a safe text and logs the traceback."""
 

@@ -195,7 +195,7 @@ class RpcConnection:
         "_police",
         "_queue",
         "_tasks",
-        "_warned_unexpected",
+        "_warned_noise",
         "_worker",
         "endpoint",
         "hooks",
@@ -257,7 +257,7 @@ class RpcConnection:
         self._inbox: list[IncomingCall | IncomingSend] = []
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] | None = None  # created on first use
-        self._warned_unexpected = False
+        self._warned_noise = False
         self._nap: asyncio.Future[None] | None = None  # the reader's wait while throttled
 
     def __repr__(self) -> str:
@@ -374,9 +374,8 @@ class RpcConnection:
                 self._enqueue(event)  # type: ignore[arg-type]
             else:
                 assert isinstance(event, IncomingResultError)
-                logger.warning(
-                    "station %r reports an error in our CALLRESULT %r: %s %s",
-                    self.station_id,
+                self._log_noise(
+                    "station %r reports an error in our CALLRESULT %r: %r %r",
                     event.message_id,
                     event.code,
                     event.description,
@@ -611,19 +610,23 @@ class RpcConnection:
             )
         await self._send_quietly(event.text, "error", None)
 
+    def _log_noise(self, text: str, *args: Any) -> None:
+        """Log what a peer may send in floods: the first at WARNING, the rest at DEBUG.
+
+        ``text`` starts with the station's ``%r``; ``args`` follow it.
+        """
+        if self._warned_noise:
+            logger.debug(text, self.station_id, *args)
+        else:
+            self._warned_noise = True
+            logger.warning(text + " (further ones are logged at DEBUG)", self.station_id, *args)
+
     def _dropped(self, event: Dropped) -> None:
         if event.kind == "unexpected":
             self.stats.unexpected_answers += 1
-            # A flood of these must not flood the log: warn once, then debug.
-            if not self._warned_unexpected:
-                self._warned_unexpected = True
-                logger.warning(
-                    "station %r: dropped an answer that matches no outstanding CALL "
-                    "(late or unknown; further ones are logged at DEBUG)",
-                    self.station_id,
-                )
-            else:
-                logger.debug("station %r: %s", self.station_id, event.reason)
+            self._log_noise(
+                "station %r: dropped an answer that matches no outstanding CALL: %s", event.reason
+            )
         else:
             self.stats.bad_frames += 1
             logger.info("station %r: dropped a frame: %s", self.station_id, event.reason)
