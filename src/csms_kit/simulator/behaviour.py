@@ -513,7 +513,7 @@ class StationBehaviour(StationClient):
             logger.error("station %r failed", self.station_id, exc_info=error)
         else:
             level = logging.WARNING if self._monitor is _NO_MONITOR else logging.DEBUG
-            logger.log(level, "station %r: %s", self.station_id, error)
+            logger.log(level, "%s", error)  # each of these names the station
         if self._errors is None:
             self._errors = []
         self._errors.append(error)
@@ -581,8 +581,16 @@ class StationBehaviour(StationClient):
             self._connection.spawn(self._background(self._boot("Unknown")), "boot")
 
     async def _go_online(self) -> None:
-        """Report every status, send what was kept, start the heartbeats."""
+        """Send what was kept, report every status, start the heartbeats.
+
+        Kept messages first: the CSMS hears a transaction end before the connector's
+        status says it is free.
+        """
         was_online, self._online = self._online, True
+        if self._flusher is None:
+            await self._flush()
+            if not self._online:
+                return  # dropped, or the CSMS wants a boot first
         if self.version is OcppVersion.V16:
             await self._report(0, self._main_status)
         for connector in self.connectors:
@@ -593,7 +601,6 @@ class StationBehaviour(StationClient):
         for waiter in [self._start_waiter, *(self._online_waiters or ())]:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-        self._kick_flush()
 
     async def _report(self, connector_id: int, status: str) -> None:
         request = self._messages.status(connector_id, status, current_time())
@@ -778,7 +785,9 @@ class StationBehaviour(StationClient):
         action, payload = self._messages.updated(transaction, sample, trigger)
         await self._transaction_message(action, payload, transaction, expendable=True)
 
-    async def stop_transaction(self, transaction: Transaction, reason: str = "Local") -> None:
+    async def stop_transaction(
+        self, transaction: Transaction, reason: str = "EVDisconnected"
+    ) -> None:
         """End ``transaction`` for ``reason`` (1.6's StopTransaction reasons, mapped to
         2.x's trigger and stoppedReason): the end message, then the connector's status."""
         if transaction.ended:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import ssl as ssl_module
 from dataclasses import dataclass
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
@@ -61,18 +62,19 @@ async def open_link(
     headers = list(options.headers)
     if options.password is not None:
         headers.append(("Authorization", _basic(station_id, options.password)))
+    extra: dict[str, Any] = {} if options.ssl is None else {"ssl": options.ssl}
     try:
         websocket = await open_websocket(
             url,
             station_id,
             options.subprotocols or (version.subprotocol,),
-            ssl=options.ssl,
             open_timeout=options.open_timeout,
             close_timeout=options.close_timeout,
             compression="deflate" if options.compression else None,
             additional_headers=headers or None,
             # The CSMS pings; a ping task per station would cost more than the station.
             ping_interval=None,
+            **extra,  # wss:// without a context of ours: the system's CAs
         )
     except InvalidURI as exc:
         raise UsageError(f"{url!r} is not a WebSocket URL: {exc}") from None

@@ -184,9 +184,7 @@ class Fleet:
         try:
             connector = station.free_connector()
             if connector is not None:  # else busy (a remote start, say): next time
-                await station.charge(
-                    connector.id, samples=random.randint(2, 6), interval=interval
-                )
+                await station.charge(connector.id, samples=random.randint(2, 6), interval=interval)
         finally:
             if self._stopping or not station.online:
                 self._charging.discard(station.station_id)

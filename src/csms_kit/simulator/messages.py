@@ -47,12 +47,12 @@ _STOP_2X = {
     "UnlockCommand": ("UnlockCommand", "Other"),
 }
 
-#: (measurand, unit, Sample attribute) of a periodic reading.
+#: (measurand, unit, Sample attribute, decimals in 1.6's text) of a periodic reading.
 _MEASURANDS = (
-    ("Energy.Active.Import.Register", "Wh", "energy_wh"),
-    ("Power.Active.Import", "W", "power_w"),
-    ("Current.Import", "A", "current_a"),
-    ("Voltage", "V", "voltage_v"),
+    ("Energy.Active.Import.Register", "Wh", "energy_wh", 1),
+    ("Power.Active.Import", "W", "power_w", 1),
+    ("Current.Import", "A", "current_a", 2),
+    ("Voltage", "V", "voltage_v", 1),
 )
 
 
@@ -165,13 +165,13 @@ class Messages16(Messages):
         measurands = _MEASURANDS if full else _MEASURANDS[:1]
         return [
             {
-                "value": f"{getattr(sample, attribute):g}",
+                "value": f"{getattr(sample, attribute):.{decimals}f}",
                 "context": context,
                 "measurand": measurand,
                 "location": "Outlet",
                 "unit": unit,
             }
-            for measurand, unit, attribute in measurands
+            for measurand, unit, attribute, decimals in measurands
         ]
 
     def started(
@@ -298,7 +298,7 @@ class Messages2x(Messages):
                         "measurand": measurand,
                         "unitOfMeasure": {"unit": unit},
                     }
-                    for measurand, unit, attribute in measurands
+                    for measurand, unit, attribute, _ in measurands
                 ],
             }
         ]
