@@ -47,6 +47,7 @@ POINTS = (
     "frame_refused",
     "throttled",
     "handler_failed",
+    "keepalive_timeout",
 )
 
 

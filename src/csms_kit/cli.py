@@ -93,6 +93,15 @@ def _parser() -> argparse.ArgumentParser:
         "stations; more than 1 needs a shared registry (redis:// or nats://) "
         "(default: %(default)s)",
     )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, on the --host address "
+        "(needs the prometheus extra); with --workers N, worker k serves them on PORT+k-1 "
+        "(default: no metrics)",
+    )
     # Set by the parent of --workers on each worker's command line: not for users.
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
@@ -198,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "serve":
             if arguments.workers > 1:
                 return _serve_workers(arguments)
-            asyncio.run(_serve(arguments))
+            try:
+                asyncio.run(_serve(arguments))
+            except _Refusal as refusal:
+                print(f"csms-kit serve: {refusal}", file=sys.stderr)
+                return 1
             return 0
         if arguments.command == "conformance":
             return conformance.run(arguments)
@@ -214,9 +227,43 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+class _Refusal(Exception):
+    """``csms-kit serve`` cannot start as asked: the message says why."""
+
+
+def _metrics(host: str, port: int) -> tuple[list[Any], Callable[[], None]]:
+    """The metrics instrument, its /metrics endpoint started; and how to stop it."""
+    try:
+        from prometheus_client import start_http_server  # noqa: PLC0415
+
+        from csms_kit.metrics import PrometheusMetrics  # noqa: PLC0415
+    except ImportError:
+        raise _Refusal(
+            "--metrics-port needs prometheus-client: pip install 'csms-kit[prometheus]'"
+        ) from None
+    metrics = PrometheusMetrics()
+    try:
+        # prometheus_client's own server, in a thread: scrapes never wait on the loop.
+        server, thread = start_http_server(port, addr=host)
+    except OSError as exc:
+        raise _Refusal(f"cannot serve metrics on {host}:{port}: {exc}") from None
+    print(f"csms_kit metrics on http://{host}:{server.server_port}/metrics", flush=True)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return [metrics], stop
+
+
 async def _serve(arguments: argparse.Namespace) -> None:
     """Serve until SIGINT or SIGTERM (or until the parent is gone, for a worker)."""
     loop = asyncio.get_running_loop()
+    instruments: list[Any] = []
+    stop_metrics: Callable[[], None] | None = None
+    if arguments.metrics_port is not None:
+        instruments, stop_metrics = _metrics(arguments.host, arguments.metrics_port)
     task = asyncio.ensure_future(
         serve_demo(
             arguments.host,
@@ -225,6 +272,7 @@ async def _serve(arguments: argparse.Namespace) -> None:
             arguments.node_id,
             arguments.lease_ttl,
             reuse_port=arguments.reuse_port,
+            instruments=instruments,
         )
     )
     stopping = False
@@ -264,6 +312,8 @@ async def _serve(arguments: argparse.Namespace) -> None:
                 await watcher
         for handled_signal in handled:
             loop.remove_signal_handler(handled_signal)
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 async def _watch_parent(parent_pid: int, stop: Callable[[], None]) -> None:
@@ -293,6 +343,10 @@ def _serve_workers(arguments: argparse.Namespace) -> int:
         )
         for name in names
     ]
+    if arguments.metrics_port is not None:  # one endpoint per worker process
+        for k, command in enumerate(commands):
+            port = arguments.metrics_port + k if arguments.metrics_port else 0
+            command += ["--metrics-port", str(port)]
     group = WorkerGroup(commands, names=names)
 
     def forward(signum: int, frame: Any) -> None:

@@ -508,6 +508,15 @@ class RpcConnection:
             kind = "result"
         except asyncio.CancelledError:
             self.endpoint.forget(call)
+            if instruments.call_finished is not None:  # cancelled as the connection ended
+                instruments.call_finished(
+                    self.station_id,
+                    "in",
+                    call.action,
+                    call.message_id,
+                    "disconnected",
+                    time.monotonic() - started,
+                )
             raise
         except Exception as exc:  # every failure must become a CALLERROR
             error, unexpected = as_rpc_error(exc)
@@ -523,6 +532,7 @@ class RpcConnection:
                 await self._transmit(text, kind, call.action)
             except TransportClosed as closed:
                 self._lost(closed)
+                kind = "disconnected"
         else:
             logger.debug(
                 "station %r: answer to %s %r dropped: connection ended",
@@ -530,6 +540,7 @@ class RpcConnection:
                 call.action,
                 call.message_id,
             )
+            kind = "disconnected"
         if instruments.call_finished is not None:
             instruments.call_finished(
                 self.station_id,

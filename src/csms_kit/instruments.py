@@ -24,14 +24,22 @@ method                    called when
 ``call_started``          a CALL began: ``"in"`` (the station's, its handler about to
                           run) or ``"out"`` (ours, about to queue or go out)
 ``call_finished``         that CALL ended: ``outcome`` is ``"result"``, ``"error"``,
-                          ``"timeout"`` or ``"disconnected"``; ``duration`` in
-                          seconds (for ``"in"``: the handler's time until the answer)
+                          ``"timeout"`` or ``"disconnected"`` (for ``"in"``: the
+                          connection ended before the answer went out); ``duration``
+                          in seconds (for ``"in"``: the handler's time until the answer)
 ``frame_refused``         a frame answered with a CALLERROR or dropped without
                           reaching a handler (``malformed``: it broke OCPP-J)
 ``throttled``             a station over its rate limit: ``"slowed"`` (read later),
                           ``"refused"`` or ``"closed"``
 ``handler_failed``        a handler or ``@after`` hook raised (not an ``RpcError``)
+``keepalive_timeout``     a station is closed for not answering a ping in time (or
+                          not reading for a whole ping interval)
 ========================  ===========================================================
+
+``call_started`` and ``call_finished`` of one CALL run in the same task, and for
+``"in"`` the handler runs between them in that task too: an instrument may make
+something current there (a tracing span, in a context variable) and undo it at
+``call_finished``.
 
 ``kind`` is the frame's type: ``"call"``, ``"result"``, ``"error"``,
 ``"resulterror"``, ``"send"``, or ``"invalid"`` for a frame that broke OCPP-J (a
@@ -49,7 +57,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-__all__ = ["Direction", "Instrument", "Instruments", "Outcome"]
+__all__ = ["Direction", "Instrument", "Instruments", "Outcome", "StationVersions"]
 
 logger = logging.getLogger("csms_kit.instruments")
 
@@ -105,6 +113,9 @@ class Instrument:
     def handler_failed(self, station_id: str, action: str, error: BaseException) -> None:
         """A handler or ``@after`` hook raised something other than an ``RpcError``."""
 
+    def keepalive_timeout(self, station_id: str, reason: str) -> None:
+        """The keepalive closes a station's connection (1011): ``reason`` says why."""
+
 
 _POINTS = tuple(name for name in vars(Instrument) if not name.startswith("_"))
 
@@ -129,6 +140,7 @@ class Instruments:
     frame_refused: Callable[..., None] | None
     throttled: Callable[..., None] | None
     handler_failed: Callable[..., None] | None
+    keepalive_timeout: Callable[..., None] | None
 
     def __init__(self, instruments: Iterable[Any] = ()) -> None:
         self._instruments = tuple(instruments)
@@ -165,6 +177,48 @@ def _fan_out(point: str, methods: list[Callable[..., None]]) -> Callable[..., No
                 logger.exception("instrument %s failed", getattr(method, "__qualname__", point))
 
     return call_each
+
+
+class StationVersions:
+    """The OCPP version each connected station speaks, for an instrument's other points.
+
+    Only ``connection_opened`` names the version: an instrument that wants it at the
+    other points calls :meth:`opened` and :meth:`closed` from its own
+    ``connection_opened``/``connection_closed``. A station connected twice for a while
+    (a new connection replacing the old one) is remembered once per connection; its
+    older connection, which ends first, answers :meth:`get` until then.
+    """
+
+    __slots__ = ("_more", "_version")
+
+    def __init__(self) -> None:
+        self._version: dict[str, str] = {}
+        # Later connections of a station already connected: rare, so not a list each.
+        self._more: dict[str, list[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._version) + sum(len(more) for more in self._more.values())
+
+    def opened(self, station_id: str, version: str) -> None:
+        """``station_id`` connected speaking ``version``."""
+        if station_id in self._version:
+            self._more.setdefault(station_id, []).append(version)
+        else:
+            self._version[station_id] = version
+
+    def closed(self, station_id: str) -> str | None:
+        """One connection of ``station_id`` ended (its oldest); the version it spoke."""
+        version = self._version.pop(station_id, None)
+        more = self._more.get(station_id)
+        if more:
+            self._version[station_id] = more.pop(0)
+            if not more:
+                del self._more[station_id]
+        return version
+
+    def get(self, station_id: str) -> str | None:
+        """The version ``station_id`` speaks, or ``None`` if it is not connected."""
+        return self._version.get(station_id)
 
 
 #: Shared by every connection that has no instrument: all points are ``None``.

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConcurrencyError, ConnectionClosed
@@ -40,15 +41,23 @@ class Keepalive:
     wait rather than probe; if it is still paused at its next turn, an interval later,
     it is closed the same way (unless ``timeout`` is ``None``). A connection still
     waiting for a pong is not pinged again.
+
+    ``on_timeout(connection, why)``, if given, is called as such a connection is closed.
     """
 
-    def __init__(self, interval: float, timeout: float | None) -> None:
+    def __init__(
+        self,
+        interval: float,
+        timeout: float | None,
+        on_timeout: Callable[[Connection, str], None] | None = None,
+    ) -> None:
         if not interval > 0:
             raise ValueError("the ping interval must be positive")
         if timeout is not None and not timeout > 0:
             raise ValueError("the ping timeout must be positive or None")
         self.interval = interval
         self.timeout = timeout
+        self.on_timeout = on_timeout
         # Many small slots: a few pings per tick, so that few pongs are awaited at once.
         self.tick = min(MAX_TICK, interval / 4)
         slots = max(1, round(interval / self.tick))
@@ -144,6 +153,8 @@ class Keepalive:
     def _close(self, connection: Connection, why: str) -> None:
         self.discard(connection)
         logger.info("closing %s: %s", connection.remote_address, why)
+        if self.on_timeout is not None:
+            self.on_timeout(connection, why)
         task = asyncio.get_running_loop().create_task(_close_or_abort(connection))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

@@ -40,6 +40,7 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as websockets_serve
 from websockets.datastructures import Headers
@@ -60,6 +61,7 @@ from csms_kit.hooks import (
     Rejection,
     parse_basic_auth,
 )
+from csms_kit.identity import InvalidIdentity, identity_from_path
 from csms_kit.instruments import Instruments
 from csms_kit.keepalive import Keepalive
 from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
@@ -132,6 +134,8 @@ class CsmsServer:
         self._owns_registry = owns_registry
         self._options = websockets_options
         self._keepalive = keepalive
+        if keepalive is not None and admission.instruments.keepalive_timeout is not None:
+            keepalive.on_timeout = self._keepalive_timed_out
         self._server: Server | None = None
         self._tickets: weakref.WeakKeyDictionary[ServerConnection, Ticket] = (
             weakref.WeakKeyDictionary()
@@ -274,6 +278,17 @@ class CsmsServer:
         finally:
             if self._keepalive is not None:
                 self._keepalive.discard(connection)
+
+    def _keepalive_timed_out(self, connection: Connection, why: str) -> None:
+        report = self.admission.instruments.keepalive_timeout
+        request = getattr(connection, "request", None)
+        if report is None or request is None:
+            return
+        try:
+            station_id = identity_from_path(request.path, self.admission.path_prefix)
+        except InvalidIdentity:  # admitted with this path: cannot happen
+            return
+        report(station_id, why)
 
 
 def _handshake(connection: ServerConnection, request: Request, station_id: str) -> Handshake:

@@ -7,6 +7,7 @@ import logging
 import random
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from csms_kit.demo.csms import DemoCsms
@@ -50,10 +51,12 @@ async def serve_demo(
     lease_ttl: float = 15.0,
     *,
     reuse_port: bool = False,
+    instruments: Sequence[Any] = (),
 ) -> None:
     """Run the demo CSMS until cancelled, on the registry at ``registry_url``.
 
-    ``reuse_port`` lets other processes listen on the same port (``--workers``).
+    ``reuse_port`` lets other processes listen on the same port (``--workers``);
+    ``instruments`` (metrics) go to :func:`~csms_kit.server.serve`.
     """
     from csms_kit.cluster import registry_from_url  # noqa: PLC0415 - a cycle otherwise
 
@@ -62,7 +65,9 @@ async def serve_demo(
         options["lease_ttl"] = lease_ttl
     async with (
         registry_from_url(registry_url, **options) as registry,
-        demo_server(host, port, registry=registry, reuse_port=reuse_port) as server,
+        demo_server(
+            host, port, registry=registry, reuse_port=reuse_port, instruments=instruments
+        ) as server,
     ):
         print(
             f"csms_kit demo CSMS on ws://{host}:{server.port}/<station id> "
