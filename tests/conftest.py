@@ -8,6 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+# tests/plugin runs sample test files through pytester. Declared here: pytest refuses
+# pytest_plugins in a conftest below the top level (tests/plugin/conftest.py).
+pytest_plugins = ["pytester"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
