@@ -152,13 +152,16 @@ async def test_a_csms_that_forgot_the_station_makes_it_boot_again() -> None:
 
 
 @pytest.mark.parametrize("version", V2X, ids=str)
-async def test_drop_reconnects_without_counting_an_error(
+async def test_drop_and_close_reconnect_without_counting_an_error(
     version: OcppVersion, csms: Recorder
 ) -> None:
-    """drop() loses the connection the hard way; the station is back at once."""
+    """drop() loses the connection the hard way, close() the polite way; both come back."""
     async with Quick(csms.url, "CP-1", version) as station:
         first = station.connected_at
         station.drop(reconnect_in=0)
         await wait_until(lambda: station.connected_at != first and station.online, 5)
+        second = station.connected_at
+        await station.close()  # on purpose too: back after the backoff
+        await wait_until(lambda: station.connected_at != second and station.online, 5)
         assert station.errors == () and csms.server.registry.get("CP-1") is not None
         await asyncio.sleep(0)

@@ -20,7 +20,7 @@ from csms_kit.simulator.fleet import Fleet, run_load
 SIMULATE = [sys.executable, "-m", "csms_kit.cli", "simulate"]
 PROGRESS = re.compile(
     r"^ +\d+\.\ds  connected (\d+)/(\d+)  online (\d+) +\d+ msg/s  p50 \S+( ms)?  "
-    r"p99 \S+( ms)?  transactions \d+/\d+  errors (\d+)"
+    r"p99 \S+( ms)?  transactions \d+/\d+  lag \d+ ms  errors (\d+)"
 )
 
 

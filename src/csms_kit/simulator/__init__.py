@@ -21,24 +21,31 @@ scenarios), :mod:`~csms_kit.simulator.stats` and :mod:`~csms_kit.simulator.comma
 from csms_kit.exceptions import ConnectFailed
 from csms_kit.simulator.behaviour import StationMonitor, error_kind
 from csms_kit.simulator.connect import ConnectOptions
+from csms_kit.simulator.fleet import SCENARIOS, Fleet, Scenario, run_load
 from csms_kit.simulator.meter import Meter, Sample
 from csms_kit.simulator.offline import Backoff
 from csms_kit.simulator.settings import Configuration, DeviceModel
 from csms_kit.simulator.state import Connector, Transaction
 from csms_kit.simulator.station import SimulatedStation, simulate_station
+from csms_kit.simulator.stats import FleetStats
 
 __all__ = [
+    "SCENARIOS",
     "Backoff",
     "Configuration",
     "ConnectFailed",
     "ConnectOptions",
     "Connector",
     "DeviceModel",
+    "Fleet",
+    "FleetStats",
     "Meter",
     "Sample",
+    "Scenario",
     "SimulatedStation",
     "StationMonitor",
     "Transaction",
     "error_kind",
+    "run_load",
     "simulate_station",
 ]

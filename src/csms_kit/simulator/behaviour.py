@@ -36,6 +36,7 @@ import zlib
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from typing_extensions import Self
 from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
@@ -367,7 +368,7 @@ class StationBehaviour(StationClient):
             if not life.cancelled():
                 raise  # we were cancelled ourselves
 
-    async def __aenter__(self) -> StationBehaviour:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -446,6 +447,12 @@ class StationBehaviour(StationClient):
         if not (self._stopping or self._leaving):
             self._failed(CsmsDisconnected(self.station_id, self.close_code, self.close_reason))
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection on purpose; the station connects again as after a drop
+        (use :meth:`stop` to end it)."""
+        self._leaving = True
+        await super().close(code, reason)
+
     def drop(self, *, reconnect_in: float | None = None) -> None:
         """Lose the connection as a network failure does: no closing handshake.
 
@@ -467,7 +474,6 @@ class StationBehaviour(StationClient):
             await self.stop_transaction(transaction, stop_reason)
         self.registration_status = None
         self._boot_reason = reason
-        self._leaving = True
         self._reconnect_in = self.reboot_time
         await self.close(1000, "rebooting")
 

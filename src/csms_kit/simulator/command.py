@@ -149,6 +149,7 @@ def _text(summary: dict[str, Any]) -> str:
         f"p99 {latency['p99']} ms, max {latency['max']} ms",
         f"  transactions {summary['transactions']['started']} started, "
         f"{summary['transactions']['ended']} ended",
+        f"  simulator loop lag at most {summary['loop_lag_ms']['max']} ms",
     ]
     if summary["storm"] is not None:
         back = summary["storm"]["recovered_s"]

@@ -34,6 +34,7 @@ class ConnectOptions:
     versions offered, in order of preference (default: only the station's own).
     ``compression`` offers permessage-deflate; it is off by default because it costs
     memory on every connection. ``headers`` are added to the handshake request.
+    ``proxy``: see the attribute.
     """
 
     password: str | bytes | None = None
@@ -43,6 +44,9 @@ class ConnectOptions:
     close_timeout: float = 5.0
     compression: bool = False
     headers: tuple[tuple[str, str], ...] = ()
+    #: An HTTP or SOCKS proxy URL, ``True`` for the one the environment names, or
+    #: ``None`` (the default: reading the environment costs more than a handshake).
+    proxy: str | bool | None = None
 
 
 def _basic(station_id: str, password: str | bytes) -> str:
@@ -74,6 +78,7 @@ async def open_link(
             additional_headers=headers or None,
             # The CSMS pings; a ping task per station would cost more than the station.
             ping_interval=None,
+            proxy=options.proxy,
             **extra,  # wss:// without a context of ours: the system's CAs
         )
     except InvalidURI as exc:

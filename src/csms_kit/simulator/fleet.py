@@ -206,7 +206,9 @@ async def run_load(
     try:
         tick = 1
         while time.monotonic() - began < duration:
-            await asyncio.sleep(max(0.0, began + min(tick, duration) - time.monotonic()))
+            due = began + min(tick, duration)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            fleet.stats.loop_lag(max(0.0, time.monotonic() - due))
             tick += 1
             elapsed = time.monotonic() - began
             if not stormed and (

@@ -62,10 +62,6 @@ class SimulatedStation(StationBehaviour):
     Run it with ``async with station:`` (or :meth:`start` and :meth:`stop`).
     """
 
-    async def __aenter__(self) -> SimulatedStation:
-        await self.start()
-        return self
-
     # -- Reset ---------------------------------------------------------------------------
 
     @on("Reset")

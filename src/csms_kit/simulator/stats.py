@@ -89,6 +89,10 @@ class FleetStats(StationMonitor, Instrument):
         #: When the last storm began, and when every station was back online after it.
         self.storm_at: float | None = None
         self.recovered_at: float | None = None
+        #: How late the simulator's own event loop runs (seconds): when this grows,
+        #: the round trips measure the simulator as much as the CSMS.
+        self.lag = 0.0
+        self.max_lag = 0.0
         self._online: set[str] = set()
         # The progress line's window: frames and round trips since the last line.
         self._window = LatencyHistogram()
@@ -171,6 +175,11 @@ class FleetStats(StationMonitor, Instrument):
 
     # -- reports -------------------------------------------------------------------------
 
+    def loop_lag(self, seconds: float) -> None:
+        """The event loop ran ``seconds`` late for a timer (see :attr:`lag`)."""
+        self.lag = seconds
+        self.max_lag = max(self.max_lag, seconds)
+
     def progress(self) -> str:
         """One line on the run since the last one (call it once a second)."""
         now = time.monotonic()
@@ -185,7 +194,7 @@ class FleetStats(StationMonitor, Instrument):
             f"online {self.online}  {rate:7.0f} msg/s  "
             f"p50 {_ms_text(window.percentile(0.5))}  p99 {_ms_text(window.percentile(0.99))}  "
             f"transactions {self.transactions_started}/{self.transactions_ended}  "
-            f"errors {errors}" + (f" ({detail})" if errors else "")
+            f"lag {self.lag * 1000:.0f} ms  errors {errors}" + (f" ({detail})" if errors else "")
         )
 
     def summary(self, **run: Any) -> dict[str, Any]:
@@ -222,6 +231,7 @@ class FleetStats(StationMonitor, Instrument):
                 "ended": self.transactions_ended,
             },
             "storm": storm,
+            "loop_lag_ms": {"max": round(self.max_lag * 1000, 1)},
             "errors": {
                 "total": self.error_count,
                 "by_kind": dict(sorted(self.errors.items())),
