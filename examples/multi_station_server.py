@@ -61,6 +61,10 @@ class Csms16(StationSession):
             transaction_id=transaction_id, id_tag_info={"status": "Accepted"}
         )
 
+    @on("MeterValues")
+    def meter_values(self, request: call16.MeterValues) -> result16.MeterValues:
+        return result16.MeterValues()
+
     @on("StopTransaction")
     def stop(self, request: call16.StopTransaction) -> result16.StopTransaction:
         log.info("%s stopped transaction %s", self.station_id, request.transaction_id)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from csms_kit import CallError
 from csms_kit.pytest_plugin import LiveCsms, StationFactory
 from csms_kit.simulator import SimulatedStation
 from tests.helpers import wait_until
@@ -105,21 +104,7 @@ async def test_a_charging_session_is_accepted_from_start_to_stop(
     assert station.transactions == []
 
 
-@pytest.mark.parametrize(
-    "ocpp_version",
-    [
-        pytest.param(
-            "1.6",
-            marks=pytest.mark.xfail(
-                raises=CallError,
-                strict=True,
-                reason="the example's Csms16 has no MeterValues handler: NotSupported",
-            ),
-        ),
-        "2.0.1",
-        "2.1",
-    ],
-)
+@each_version
 async def test_meter_values_during_a_session_are_acknowledged(
     station: SimulatedStation,
 ) -> None:
