@@ -115,11 +115,15 @@ class Recorder(Instrument):
     def handler_failed(self, *args: Any) -> None:
         self.seen.append(("handler_failed", args))
 
+    def keepalive_timeout(self, *args: Any) -> None:
+        self.seen.append(("keepalive_timeout", args))
+
 
 def start(*instruments: Any, **options: Any) -> CsmsServer:
     """A server on a free loopback port with ``instruments``."""
     options.setdefault("close_timeout", 1)
-    return serve(Csms, HOST, 0, ping_interval=None, instruments=instruments, **options)
+    options.setdefault("ping_interval", None)
+    return serve(Csms, HOST, 0, instruments=instruments, **options)
 
 
 @asynccontextmanager
@@ -361,6 +365,46 @@ async def test_outgoing_call_points_per_outcome(
             assert rec.of("frame_received") == [("CP-1", "error", "Reset", len(station_texts[0]))]
         else:
             assert rec.of("frame_received") == []
+
+
+async def test_keepalive_timeout_names_the_silent_station() -> None:
+    """A station that stops reading is closed by the keepalive: keepalive_timeout fires once."""
+    rec = Recorder()
+    async with (
+        start(rec, ping_interval=0.1, ping_timeout=0.2) as server,
+        connect_scripted(f"ws://{HOST}:{server.port}", "CP-1", "1.6") as station,
+    ):
+        await station.call("hb-1", "Heartbeat", {})
+        assert rec.of("keepalive_timeout") == []
+        station.connection.transport.pause_reading()  # type: ignore[attr-defined]
+        await rec.wait_for("connection_closed")
+        ((station_id, reason),) = rec.of("keepalive_timeout")
+        assert station_id == "CP-1"
+        assert reason == "no pong within 0.2 s"
+        station.connection.transport.resume_reading()  # type: ignore[attr-defined]
+
+
+async def test_an_incoming_call_answered_after_the_station_left_is_disconnected() -> None:
+    """A handler still running when its station leaves: call_finished says "disconnected"."""
+    rec = Recorder()
+    release = asyncio.Event()
+
+    class Slow(Csms):
+        @on("Authorize")
+        async def authorize(self, request: Any) -> dict[str, Any]:
+            await release.wait()
+            return {"idTagInfo": {"status": "Accepted"}}
+
+    async with serve(Slow, HOST, 0, ping_interval=None, instruments=[rec]) as server:
+        async with connect_scripted(f"ws://{HOST}:{server.port}", "CP-1", "1.6") as station:
+            await station.send([2, "a-1", "Authorize", {"idTag": "T"}])
+            await rec.wait_for("call_started")
+        await rec.wait_for("connection_closed")
+        release.set()
+        await rec.wait_for("call_finished")
+    ((*finished, _),) = rec.of("call_finished")
+    assert finished == ["CP-1", "in", "Authorize", "a-1", "disconnected"]
+    assert rec.of("frame_sent") == []
 
 
 # -- what instruments may be ------------------------------------------------------------
