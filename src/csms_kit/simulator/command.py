@@ -134,6 +134,10 @@ def _ssl_context(arguments: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value} ms"
+
+
 def _text(summary: dict[str, Any]) -> str:
     latency = summary["latency_ms"]
     messages = summary["messages"]
@@ -145,8 +149,8 @@ def _text(summary: dict[str, Any]) -> str:
         f"{summary['ever_online']} ever; {summary['connections']} connections",
         f"  messages {messages['sent']} sent, {messages['received']} received, "
         f"{messages['per_second']}/s",
-        f"  round trips {summary['calls']}: p50 {latency['p50']} ms, p90 {latency['p90']} ms, "
-        f"p99 {latency['p99']} ms, max {latency['max']} ms",
+        f"  round trips {summary['calls']}: "
+        + ", ".join(f"{name} {_ms(latency[name])}" for name in ("p50", "p90", "p99", "max")),
         f"  transactions {summary['transactions']['started']} started, "
         f"{summary['transactions']['ended']} ended",
         f"  simulator loop lag at most {summary['loop_lag_ms']['max']} ms",
