@@ -1,5 +1,6 @@
 """The ``csms-kit`` command: ``serve`` the demo CSMS, run the ``demo``, ``call`` a
-station or list the ``stations`` of a registry."""
+station, list the ``stations`` of a registry, or ``simulate`` stations against any CSMS
+(:mod:`csms_kit.simulator.command`)."""
 
 from __future__ import annotations
 

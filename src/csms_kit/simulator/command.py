@@ -58,9 +58,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "no station saw an error (a CALLERROR, a refused handshake, a timeout, a lost "
         "connection), 1 otherwise.",
     )
-    parser.add_argument("url", help="the CSMS's URL, e.g. ws://127.0.0.1:9000")
+    parser.add_argument("url", metavar="URL", help="the CSMS's URL, e.g. ws://127.0.0.1:9000")
     parser.add_argument(
-        "--stations", type=_count, default=100, help="how many (default: %(default)s)"
+        "--stations", type=_count, default=100, metavar="N", help="how many (default: %(default)s)"
     )
     parser.add_argument(
         "--version",
@@ -78,7 +78,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "storm: every connection dropped at once halfway (default: %(default)s)",
     )
     parser.add_argument(
-        "--duration", type=float, default=30.0, help="seconds to run (default: %(default)s)"
+        "--duration",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to run (default: %(default)s)",
     )
     parser.add_argument(
         "--rate",
@@ -90,35 +94,49 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
-        "--id-prefix", default="sim-", help="station ids are PREFIX<n> (default: %(default)s)"
+        "--id-prefix",
+        default="sim-",
+        metavar="PREFIX",
+        help="station ids are PREFIX<n> (default: %(default)s)",
     )
     parser.add_argument(
-        "--connectors", type=_count, default=1, help="per station (default: %(default)s)"
+        "--connectors",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="per station (default: %(default)s)",
     )
     parser.add_argument(
         "--concurrency",
         type=_count,
         default=100,
+        metavar="N",
         help="first connection attempts at once (default: %(default)s)",
     )
     parser.add_argument(
         "--call-timeout",
         type=float,
         default=30.0,
+        metavar="S",
         help="seconds to wait for each answer (default: %(default)s)",
     )
     parser.add_argument(
         "--open-timeout",
         type=float,
         default=10.0,
+        metavar="S",
         help="seconds to wait for each handshake (default: %(default)s)",
     )
     parser.add_argument(
         "--password", help="HTTP Basic auth password (the username is the station id)"
     )
-    parser.add_argument("--cafile", help="CA certificates to trust for wss:// (PEM)")
-    parser.add_argument("--cert", help="client certificate for wss:// (PEM; profile 3)")
-    parser.add_argument("--key", help="the client certificate's private key (PEM)")
+    parser.add_argument(
+        "--cafile", metavar="FILE", help="CA certificates to trust for wss:// (PEM)"
+    )
+    parser.add_argument(
+        "--cert", metavar="FILE", help="client certificate for wss:// (PEM; profile 3)"
+    )
+    parser.add_argument("--key", metavar="FILE", help="the client certificate's key (PEM)")
     parser.add_argument(
         "--compression", action="store_true", help="offer permessage-deflate (costs memory)"
     )
