@@ -14,7 +14,9 @@ Three servers, each in a process of its own, on an ephemeral port of 127.0.0.1:
   ``examples/multi_station_server.py`` (``Csms16``, ``Csms2x``), full validation
   both ways (the default ``ValidationPolicy``), plus a MeterValues handler (the
   example has none) and ``limits = Limits(frames=None)``: the default frame rate
-  limit (20/s, burst 200) would throttle back-to-back benchmark traffic.
+  limit (20/s, burst 200) would throttle back-to-back benchmark traffic. With
+  ``--instruments metrics,tracing`` (``bench/instruments_bench.py``), the same server
+  with csms_kit's metrics and/or tracing instruments.
 
 No server configures logging (as in any app that leaves it at the default): the
 ``info`` lines of the example and of ``ocpp`` cost a level check each.
@@ -329,13 +331,64 @@ def csms_kit_sessions() -> dict[str, type]:
     return {"1.6": Bench16, "2.0.1": Bench2x}
 
 
-async def start_csms_kit(compression: str) -> tuple[Any, Callable[[], int]]:
-    """``csms_kit.serve`` with the bench sessions; every other option at its default."""
+def csms_kit_instruments(names: str) -> list[Any]:
+    """The instruments named (comma-separated): ``metrics``, ``tracing``.
+
+    ``metrics``: :class:`~csms_kit.metrics.PrometheusMetrics` on a registry of its own
+    (scrapes are not per message: none is made). ``tracing``:
+    :class:`~csms_kit.tracing.OpenTelemetryTracing` on the OpenTelemetry SDK with its
+    ``BatchSpanProcessor`` (a thread, whose CPU counts too) and an exporter that drops
+    the spans, so every span is recorded and processed but none goes over a network.
+    ``tracing_sampled``: the same, sampling 1% of the traces (``ParentBased``
+    ``TraceIdRatioBased(0.01)``), as a busy deployment would.
+    """
+    instruments: list[Any] = []
+    for name in filter(None, names.split(",")):
+        if name == "metrics":
+            from prometheus_client import CollectorRegistry
+
+            from csms_kit.metrics import PrometheusMetrics
+
+            instruments.append(PrometheusMetrics(CollectorRegistry()))
+        elif name in ("tracing", "tracing_sampled"):
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import (
+                BatchSpanProcessor,
+                SpanExporter,
+                SpanExportResult,
+            )
+
+            from csms_kit.tracing import OpenTelemetryTracing
+
+            class Dropping(SpanExporter):
+                def export(self, spans: Any) -> SpanExportResult:
+                    return SpanExportResult.SUCCESS
+
+            sampler = None
+            if name == "tracing_sampled":
+                from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+                sampler = ParentBased(TraceIdRatioBased(0.01))
+            provider = TracerProvider(sampler=sampler)
+            provider.add_span_processor(BatchSpanProcessor(Dropping()))
+            instruments.append(OpenTelemetryTracing(provider))
+        else:
+            raise ValueError(f"unknown instrument {name!r}")
+    return instruments
+
+
+async def start_csms_kit(compression: str, instruments: str = "") -> tuple[Any, Callable[[], int]]:
+    """``csms_kit.serve`` with the bench sessions; every other option at its default.
+
+    ``instruments``: see :func:`csms_kit_instruments` (default: none).
+    """
     from csms_kit import serve
 
     kwargs: dict[str, Any] = {}
     if compression != "frugal":  # "frugal" is serve()'s default: leave it implicit
         kwargs["compression"] = compression_value(compression)
+    if instruments:
+        kwargs["instruments"] = csms_kit_instruments(instruments)
     server = serve(csms_kit_sessions(), HOST, 0, **kwargs)
     await server.start()
     return server, lambda: len(server.sessions)
@@ -371,14 +424,24 @@ def set_recv_buffer(size: int) -> None:
         selector_events._SelectorSocketTransport.max_size = size
 
 
-async def run_server(kind: str, compression: str, deadline: float, recv_buffer: int = 0) -> None:
-    """Serve on an ephemeral port and answer the parent's commands until ``quit``."""
+async def run_server(
+    kind: str, compression: str, deadline: float, recv_buffer: int = 0, instruments: str = ""
+) -> None:
+    """Serve on an ephemeral port and answer the parent's commands until ``quit``.
+
+    ``instruments`` (csms_kit only): see :func:`csms_kit_instruments`.
+    """
     die_with_parent()
     set_recv_buffer(recv_buffer)
     commands = Commands()
     await commands.start(deadline)
     starters = {"floor": start_floor, "baseline": start_baseline, "csms_kit": start_csms_kit}
-    server, count = await starters[kind](compression)
+    if instruments and kind != "csms_kit":
+        raise ValueError(f"instruments are for csms_kit, not {kind}")
+    if instruments:
+        server, count = await start_csms_kit(compression, instruments)
+    else:
+        server, count = await starters[kind](compression)
     port = server.sockets[0].getsockname()[1]
     gc.collect()
     gc_watch = GcWatch()

@@ -188,8 +188,13 @@ class Settings:
 class Rig:
     """One server under test and the load generator that drives it."""
 
-    def __init__(self, kind: str, compression: str, settings: Settings) -> None:
+    def __init__(
+        self, kind: str, compression: str, settings: Settings, instruments: str = ""
+    ) -> None:
         self.kind = kind
+        #: csms_kit's instruments, comma-separated (``metrics``, ``tracing``): see
+        #: ``bench/_bench_servers.py``; "" for none. Part of :attr:`label`.
+        self.instruments = instruments
         #: What the stations offer, and so what is negotiated: none, frugal or deflate.
         self.compression = compression
         #: The server's own setting: its default ("frugal" for csms_kit, and the floor
@@ -202,8 +207,13 @@ class Rig:
         self.server_pid = 0
 
     @property
+    def label(self) -> str:
+        """The server's kind, with its instruments if any (``csms_kit+metrics``)."""
+        return "+".join([self.kind, *filter(None, self.instruments.split(","))])
+
+    @property
     def name(self) -> str:
-        return f"{self.kind} (compression: {self.compression})"
+        return f"{self.label} (compression: {self.compression})"
 
     async def start(self) -> Rig:
         deadline = ("--deadline", str(self.settings.deadline))
@@ -213,6 +223,7 @@ class Rig:
                 *("--role", "server", "--kind", self.kind),
                 *("--compression", self.server_setting, *deadline),
                 *("--recv-buffer", str(self.settings.recv_buffer)),
+                *("--instruments", self.instruments),
             ],
             SCRIPT,
         )
@@ -361,9 +372,14 @@ async def interleaved(
     window: float,
     rounds: int,
     settings: Settings,
+    rigs: Sequence[Rig] = (),
 ) -> dict[str, Any]:
-    """The three servers up at once; rounds of one window each, in a rotating order."""
-    rigs = [Rig(kind, "none", settings) for kind in KINDS]
+    """The servers up at once; rounds of one window each, in a rotating order.
+
+    ``rigs``: the servers (default: the floor, the baseline and csms_kit), reported by
+    their :attr:`Rig.label`.
+    """
+    rigs = list(rigs) or [Rig(kind, "none", settings) for kind in KINDS]
     try:
         await asyncio.gather(*(rig.start() for rig in rigs))
         await asyncio.gather(
@@ -372,20 +388,20 @@ async def interleaved(
         for rig in rigs:  # warm-up traffic, not measured
             await rig.window(mode, period, settings.warmup_window)
             await rig.reset()
-        windows: dict[str, list[dict[str, Any]]] = {rig.kind: [] for rig in rigs}
+        windows: dict[str, list[dict[str, Any]]] = {rig.label: [] for rig in rigs}
         for round_ in range(rounds):
             shift = round_ % len(rigs)
             for rig in rigs[shift:] + rigs[:shift]:
                 result = await rig.window(mode, period, window)
-                windows[rig.kind].append(result)
+                windows[rig.label].append(result)
                 log(
-                    f"{scenario} round {round_ + 1}: {rig.kind:8} "
+                    f"{scenario} round {round_ + 1}: {rig.label:8} "
                     f"{result['round_trips']:7} round trips, "
                     f"{result['server_cpu'] / result['round_trips'] * 1e6:7.1f} µs CPU each"
                 )
         servers = {}
         for rig in rigs:
-            servers[rig.kind] = summarize_windows(windows[rig.kind], await rig.memory())
+            servers[rig.label] = summarize_windows(windows[rig.label], await rig.memory())
         return {"stations": stations, "period_s": period, "window_s": window, "servers": servers}
     finally:
         await asyncio.gather(*(rig.stop() for rig in rigs), return_exceptions=True)
@@ -1069,6 +1085,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="BYTES",
         help="asyncio's recv() buffer size in every server (default: asyncio's 256 KiB)",
     )
+    parser.add_argument("--instruments", default="", help=hidden)
     parser.add_argument("--port", type=int, default=0, help=hidden)
     parser.add_argument("--deadline", type=float, default=600.0, help=hidden)
     return parser.parse_args(argv)
@@ -1079,7 +1096,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "server":
         from _bench_servers import run_server
 
-        asyncio.run(run_server(args.kind, args.compression, args.deadline, args.recv_buffer))
+        asyncio.run(
+            run_server(
+                args.kind, args.compression, args.deadline, args.recv_buffer, args.instruments
+            )
+        )
         return 0
     if args.role == "load":
         from _bench_load import run_load

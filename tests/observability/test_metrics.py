@@ -4,6 +4,8 @@ after real traffic through ``serve()`` (each test on a registry of its own)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +27,7 @@ from csms_kit import (
     RpcError,
     StationDisconnected,
     StationSession,
+    UsageError,
     connect_station,
     on,
     serve,
@@ -176,7 +179,7 @@ async def test_outgoing_calls_by_outcome() -> None:
         received = {"direction": "in", "action": "Reset"}
         assert value(samples, "csms_kit_frames_total", type="result", **received) == 1
         assert value(samples, "csms_kit_frames_total", type="error", **received) == 1
-        assert value(samples, "csms_kit_disconnections_total", code="4000") == 1
+        assert value(samples, "csms_kit_disconnections_total", code="4xxx") == 1
 
 
 async def test_handler_failures_and_callerrors() -> None:
@@ -366,3 +369,29 @@ def test_action_labels() -> None:
     assert metrics.action_label("AcmeSelfTest") == "AcmeSelfTest"
     assert metrics.action_label("heartbeat") == OTHER_ACTION
     assert metrics.action_label(None) == ""
+
+
+def test_one_instrument_counts_from_one_thread(caplog: pytest.LogCaptureFixture) -> None:
+    """Servers in two threads sharing one instrument: the second thread's station is not
+    counted as connected, and the UsageError saying what to do is logged."""
+    registry = CollectorRegistry()
+    metrics = PrometheusMetrics(registry)
+
+    async def one_station() -> None:
+        async with (
+            serve(Csms, HOST, 0, ping_interval=None, instruments=[metrics]) as server,
+            connect_scripted(url(server), "CP-1", "1.6") as station,
+        ):
+            await station.call("1", "Heartbeat", {})
+
+    asyncio.run(one_station())
+    with caplog.at_level(logging.ERROR, logger="csms_kit.instruments"):
+        thread = threading.Thread(target=asyncio.run, args=(one_station(),))
+        thread.start()
+        thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    (record,) = [r for r in caplog.records if r.name == "csms_kit.instruments"]
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], UsageError)
+    assert "an instrument of their own" in str(record.exc_info[1])
+    assert value(scrape(registry), "csms_kit_connections_total", version="1.6") == 1
