@@ -24,7 +24,8 @@ No server configures logging (as in any app that leaves it at the default): the
 Each server answers the parent's commands on its stdin with one JSON line on stdout:
 ``cpu`` (its own ``getrusage`` user + system time, all threads, and the garbage
 collector's pauses since the last ``cpu``), ``memory`` (a timed ``gc.collect()``, then
-``VmRSS``/``RssAnon`` from ``/proc/self/status``) and ``quit``.
+``VmRSS``/``RssAnon`` from ``/proc/self/status``), ``instruments NAMES`` (csms_kit only:
+switch every connection to those instruments, ``-`` for none) and ``quit``.
 """
 
 from __future__ import annotations
@@ -377,6 +378,23 @@ def csms_kit_instruments(names: str) -> list[Any]:
     return instruments
 
 
+def switch_instruments(server: Any, names: str, built: dict[str, Any]) -> None:
+    """From now on, every connection of ``server`` (and every new one) reports to ``names``.
+
+    For ``bench/instruments_bench.py``: one server process measured with and without
+    an instrument in alternating windows. Each set of instruments is built once
+    (``built``) and kept, so that its state carries over from one window to the next.
+    """
+    from csms_kit.instruments import NO_INSTRUMENTS, Instruments
+
+    if names not in built:
+        built[names] = Instruments(csms_kit_instruments(names)) if names else NO_INSTRUMENTS
+    instruments = built[names]
+    server.admission.instruments = instruments
+    for session in server.sessions:
+        session._connection._instruments = instruments
+
+
 async def start_csms_kit(compression: str, instruments: str = "") -> tuple[Any, Callable[[], int]]:
     """``csms_kit.serve`` with the bench sessions; every other option at its default.
 
@@ -443,6 +461,7 @@ async def run_server(
     else:
         server, count = await starters[kind](compression)
     port = server.sockets[0].getsockname()[1]
+    built: dict[str, Any] = {}  # instruments by names, for switch_instruments
     gc.collect()
     gc_watch = GcWatch()
     reply({"port": port, "pid": os.getpid(), **read_status()})
@@ -450,6 +469,10 @@ async def run_server(
         command = await commands.next()
         if command[0] == "cpu":
             reply({**cpu_seconds(), **gc_watch.take(), "connections": count()})
+        elif command[0] == "instruments" and kind == "csms_kit":
+            names = command[1] if len(command) > 1 and command[1] != "-" else ""
+            switch_instruments(server, names, built)
+            reply({"instruments": names})
         elif command[0] == "memory":
             started = time.perf_counter()
             gc.collect()  # also times a full collection with this many connections

@@ -284,6 +284,10 @@ class Rig:
     async def reset(self) -> None:
         await self._load("reset")
 
+    async def switch_instruments(self, names: str) -> None:
+        """csms_kit only: every connection reports to ``names`` from now on ("": none)."""
+        await self._server(f"instruments {names or '-'}")
+
     async def window(self, mode: str, period: float, seconds: float) -> dict[str, Any]:
         """One measured window: server CPU before, traffic for ``seconds``, server CPU after.
 

@@ -33,6 +33,7 @@ def steps(site_dir: str) -> list[tuple[str, list[str]]]:
         ("docs", [PY, "-m", "mkdocs", "build", "--strict", "-q", "-d", site_dir]),
         ("bench smoke: protocol", [PY, "bench/protocol_bench.py", "--quick"]),
         ("bench smoke: servers", [PY, "bench/server_bench.py", "--quick"]),
+        ("bench smoke: instruments", [PY, "bench/instruments_bench.py", "--quick"]),
         ("bench smoke: memory", [PY, "bench/connection_memory.py", "--quick"]),
         ("bench smoke: cluster", [PY, "bench/cluster_bench.py", "--quick"]),
     ]

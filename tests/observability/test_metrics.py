@@ -296,6 +296,23 @@ async def test_a_station_replacing_its_connection_keeps_the_gauge_right() -> Non
         )
 
 
+async def test_close_codes_are_bucketed() -> None:
+    """Close codes keep RFC 6455's own (1000-1015); the 3000s and 4000s are one label each."""
+    async with metered() as (server, registry):
+        for n, code in enumerate((1001, 3001, 3999, 4321)):
+            async with connect_scripted(url(server), f"CP-{n}", "1.6") as station:
+                await station.call("1", "Heartbeat", {})
+                await station.close(code, "bye")
+        samples = await until(
+            registry,
+            "4 stations gone",
+            lambda s: total(s, "csms_kit_disconnections_total") == 4,
+        )
+    assert value(samples, "csms_kit_disconnections_total", code="1001") == 1
+    assert value(samples, "csms_kit_disconnections_total", code="3xxx") == 2
+    assert value(samples, "csms_kit_disconnections_total", code="4xxx") == 1
+
+
 async def test_keepalive_timeout_is_counted() -> None:
     """A station that stops reading (so never answers a ping) is closed and counted once."""
     async with (
