@@ -168,6 +168,16 @@ def _method(instrument: Any, point: str) -> Callable[..., None] | None:
 def _fan_out(point: str, methods: list[Callable[..., None]]) -> Callable[..., None] | None:
     if not methods:
         return None
+    if len(methods) == 1:  # the usual case: no loop
+        (method,) = methods
+
+        def call_one(*args: Any) -> None:
+            try:
+                method(*args)
+            except Exception:
+                logger.exception("instrument %s failed", getattr(method, "__qualname__", point))
+
+        return call_one
 
     def call_each(*args: Any) -> None:
         for method in methods:

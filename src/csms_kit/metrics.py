@@ -160,10 +160,14 @@ class PrometheusMetrics(Instrument):
         self._bad_frames: dict[tuple[str, str, str], int] = {}
         self._throttled: dict[str, int] = {}
         self._keepalive_timeouts = 0
-        # The same cells, by the names as the points give them; only for known actions,
-        # so that a station sending made-up action names cannot grow these.
-        self._frame_cells: dict[tuple[str, str, str | None], list[int]] = {}
-        self._call_cells: dict[tuple[str, str, str], _Durations] = {}
+        # The same cells, by the names as the points give them (direction, then kind and
+        # action, or action and outcome: lookups without building a key), only for known
+        # actions, so that a station sending made-up action names cannot grow these.
+        self._frame_cells: dict[str, dict[str, dict[str | None, list[int]]]] = {
+            "in": {},
+            "out": {},
+        }
+        self._call_cells: dict[str, dict[str, dict[str, _Durations]]] = {"in": {}, "out": {}}
         self.registry = registry
         if registry is not None:
             registry.register(self)
@@ -206,22 +210,22 @@ class PrometheusMetrics(Instrument):
     # -- frames and calls: once or twice per message, so kept cheap -----------------------
 
     def frame_received(self, station_id: str, kind: str, action: str | None, size: int) -> None:
-        cell = self._frame_cells.get(("in", kind, action))
-        if cell is None:
-            cell = self._frame_cell("in", kind, action)
-        cell[0] += 1
+        try:
+            self._frame_cells["in"][kind][action][0] += 1
+        except KeyError:
+            self._frame_cell("in", kind, action)[0] += 1
 
     def frame_sent(self, station_id: str, kind: str, action: str | None, size: int) -> None:
-        cell = self._frame_cells.get(("out", kind, action))
-        if cell is None:
-            cell = self._frame_cell("out", kind, action)
-        cell[0] += 1
+        try:
+            self._frame_cells["out"][kind][action][0] += 1
+        except KeyError:
+            self._frame_cell("out", kind, action)[0] += 1
 
     def _frame_cell(self, direction: str, kind: str, action: str | None) -> list[int]:
         label = self.action_label(action)
         cell = self._frames.setdefault((direction, kind, label), [0])
         if label != OTHER_ACTION:
-            self._frame_cells[direction, kind, action] = cell
+            self._frame_cells[direction].setdefault(kind, {})[action] = cell
         return cell
 
     def call_finished(
@@ -233,8 +237,9 @@ class PrometheusMetrics(Instrument):
         outcome: Outcome,
         duration: float,
     ) -> None:
-        cell = self._call_cells.get((direction, action, outcome))
-        if cell is None:
+        try:
+            cell = self._call_cells[direction][action][outcome]
+        except KeyError:
             cell = self._call_cell(direction, action, outcome)
         cell.buckets[bisect_left(self._bounds, duration)] += 1  # the first bound >= it
         cell.total += duration
@@ -245,7 +250,7 @@ class PrometheusMetrics(Instrument):
         if cell is None:
             cell = self._calls[direction, label, outcome] = _Durations(len(self._le))
         if label != OTHER_ACTION:
-            self._call_cells[direction, action, outcome] = cell
+            self._call_cells[direction].setdefault(action, {})[outcome] = cell
         return cell
 
     # -- trouble --------------------------------------------------------------------------
