@@ -341,11 +341,27 @@ def csms_kit_instruments(names: str) -> list[Any]:
     ``BatchSpanProcessor`` (a thread, whose CPU counts too) and an exporter that drops
     the spans, so every span is recorded and processed but none goes over a network.
     ``tracing_sampled``: the same, sampling 1% of the traces (``ParentBased``
-    ``TraceIdRatioBased(0.01)``), as a busy deployment would.
+    ``TraceIdRatioBased(0.01)``), as a busy deployment would. ``noop``: an instrument
+    observing the points metrics observe per message, doing nothing there: what the
+    points themselves cost.
     """
     instruments: list[Any] = []
     for name in filter(None, names.split(",")):
-        if name == "metrics":
+        if name == "noop":
+            from csms_kit.instruments import Instrument
+
+            class Noop(Instrument):
+                def frame_received(self, *args: Any) -> None:
+                    pass
+
+                def frame_sent(self, *args: Any) -> None:
+                    pass
+
+                def call_finished(self, *args: Any) -> None:
+                    pass
+
+            instruments.append(Noop())
+        elif name == "metrics":
             from prometheus_client import CollectorRegistry
 
             from csms_kit.metrics import PrometheusMetrics

@@ -7,6 +7,9 @@ loopback WebSockets, the load from another process, and the server reports its o
 time (``getrusage``: all threads, so the span processor's thread counts). Variants:
 
 * ``csms_kit``: ``serve()`` with the bench sessions, no instrument;
+* ``csms_kit+noop``: an instrument observing the points the metrics observe per
+  message (frame received, frame sent, call finished) and doing nothing there: the
+  cost of the points themselves;
 * ``csms_kit+metrics``: with ``csms_kit.metrics.PrometheusMetrics``;
 * ``csms_kit+tracing``: with ``csms_kit.tracing.OpenTelemetryTracing`` on the
   OpenTelemetry SDK (a ``BatchSpanProcessor``, spans dropped by the exporter), every
@@ -58,7 +61,7 @@ from connection_memory import BenchError, environment
 from server_bench import Rig, Settings, interleaved, log, summarize_windows, table
 
 #: The instruments of each variant ("": none), in this order; the first is the reference.
-VARIANTS = ("", "metrics", "tracing", "tracing_sampled", "metrics,tracing")
+VARIANTS = ("", "noop", "metrics", "tracing", "tracing_sampled", "metrics,tracing")
 REFERENCE = "csms_kit"
 #: The issue's target: metrics on costs at most this much CPU per round trip.
 TARGET_METRICS = 1.10
