@@ -280,3 +280,20 @@ async def test_an_instrument_on_the_global_provider_uses_it_lazily() -> None:
         assert (await station.call("hb-1", "Heartbeat", {}))[0] == 3
     # No global provider is set in these tests: only the handler's own span was exported.
     assert [s.name for s in exporter.get_finished_spans()] == ["sync work"]
+
+
+def test_points_out_of_order_are_ignored() -> None:
+    """A call_finished with no open span of that id ends nothing; a station never seen
+    opening gets a span without ocpp.version."""
+    instrument = OpenTelemetryTracing(provider)
+    instrument.call_finished("CP-9", "in", "Heartbeat", "never-started", "result", 0.0)
+    assert exporter.get_finished_spans() == ()
+    instrument.call_started("CP-9", "out", "Reset", "m-1")
+    instrument.call_started("CP-9", "in", "Heartbeat", "m-2")
+    # Finishing the outer one first ends it, and drops the inner one from the stack.
+    instrument.call_finished("CP-9", "out", "Reset", "m-1", "result", 0.0)
+    instrument.call_finished("CP-9", "in", "Heartbeat", "m-2", "result", 0.0)
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "OCPP Reset"
+    assert span.attributes is not None and "ocpp.version" not in span.attributes
+    assert trace.get_current_span() is not span  # nothing of it left current
