@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from csms_kit.exceptions import DuplicateConnection
+from csms_kit.exceptions import BrokerUnavailable, DuplicateConnection
 from csms_kit.hooks import Handshake, Hooks, Rejection, call_hook, host_of
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
 from csms_kit.instruments import Instruments
@@ -309,10 +309,16 @@ class _Watch:
 
     async def registration_changed(self, session: StationSession) -> None:
         status = session.registration_status
-        if status is not None:
+        if status is None:
+            return
+        try:
             await self._registry.set_registration_status(
                 session.station_id, status, session.boot_info
             )
+        except BrokerUnavailable as exc:
+            # The session keeps its status; only a later connection misses it. The
+            # station's BootNotification must be answered all the same.
+            logger.warning("could not store station %r's status: %s", session.station_id, exc)
 
     async def unregistered(self, session: StationSession) -> None:
         """Wait until the session has left the registry (leave it now if it has not)."""

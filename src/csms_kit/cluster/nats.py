@@ -44,6 +44,7 @@ from nats.js.errors import (
     KeyNotFoundError,
     KeyWrongLastSequenceError,
     NoKeysError,
+    NoStreamResponseError,
 )
 
 from csms_kit.boot import BootInfo
@@ -71,6 +72,8 @@ logger = logging.getLogger("csms_kit.cluster")
 _WRONG_LAST_SEQUENCE = 10071
 #: The header and status of NATS' answer to a request nobody listens to.
 _STATUS, _NO_RESPONDERS = "Status", "503"
+#: Seconds between attempts to reconnect to a NATS server that went away.
+_RECONNECT_WAIT = 1.0
 #: What NATS raises when the server cannot be reached or the connection is gone.
 _UNREACHABLE = (NatsError, OSError)
 
@@ -143,22 +146,30 @@ class NatsRegistry(SharedRegistry):
         self.attach()
         if self._nc is not None:
             return
+        errors: list[Exception] = []
+
+        async def note(error: Exception) -> None:
+            errors.append(error)
+            del errors[:-1]
+            logger.warning("NATS at %s: %s", self.url, error or type(error).__name__)
+
         try:
+            # Two quick attempts for the first connection (a wrong URL fails, naming
+            # the reason); once connected, the client reconnects for ever.
             nc = await nats.connect(
-                self.url, connect_timeout=5, max_reconnect_attempts=-1, allow_reconnect=True
+                self.url,
+                connect_timeout=5,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.2,
+                error_cb=note,
             )
         except (*_UNREACHABLE, asyncio.TimeoutError) as exc:
-            raise BrokerUnavailable(self.url, str(exc) or type(exc).__name__) from exc
+            reason = errors[-1] if errors else exc
+            raise BrokerUnavailable(self.url, str(reason) or type(reason).__name__) from exc
+        nc.options["max_reconnect_attempts"] = -1
+        nc.options["reconnect_time_wait"] = _RECONNECT_WAIT
         try:
-            js = nc.jetstream()
-            self._open = _Buckets(
-                stations=await self._bucket(js, f"{self.prefix}_stations", self.lease_ttl),
-                statuses=await self._bucket(
-                    js, f"{self.prefix}_status", self.remember_statuses_for
-                ),
-                index=await self._bucket(js, f"{self.prefix}_held", 0),
-                nodes=await self._bucket(js, f"{self.prefix}_nodes", self.lease_ttl),
-            )
+            self._open = await self._open_buckets(nc)
             self._inbox = nc.new_inbox()
             await nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
             await nc.subscribe(self._subject(self.node_id), cb=self._on_request)
@@ -175,6 +186,16 @@ class NatsRegistry(SharedRegistry):
             raise
         self._renewer = asyncio.get_running_loop().create_task(
             self._keep_leases(), name="csms_kit nats leases"
+        )
+
+    async def _open_buckets(self, nc: Client) -> _Buckets:
+        """Open the buckets, creating those that do not exist."""
+        js = nc.jetstream()
+        return _Buckets(
+            stations=await self._bucket(js, f"{self.prefix}_stations", self.lease_ttl),
+            statuses=await self._bucket(js, f"{self.prefix}_status", self.remember_statuses_for),
+            index=await self._bucket(js, f"{self.prefix}_held", 0),
+            nodes=await self._bucket(js, f"{self.prefix}_nodes", self.lease_ttl),
         )
 
     @staticmethod
@@ -195,12 +216,22 @@ class NatsRegistry(SharedRegistry):
         self._renewer = None
         self._fail_waiting_calls()
         if self._nc is not None:
-            await self._nc.close()
-            self._nc = self._open = None
+            nc, self._nc, self._open = self._nc, None, None
+            # In its own task: when the broker has just died, nats-py's reconnect task,
+            # cancelled by close(), may cancel what close() awaits. Closing must not
+            # raise for a broker that is gone.
+            closing = asyncio.ensure_future(nc.close())
+            await asyncio.wait({closing})
+            if not closing.cancelled() and closing.exception() is not None:
+                logger.warning("NATS connection closed uncleanly: %r", closing.exception())
 
     def _client(self) -> Client:
+        """The connection; :class:`BrokerUnavailable` at once while it is down (NATS
+        would otherwise hold requests until it is back, or time out)."""
         if self._nc is None:
             raise BrokerUnavailable(self.url, "the registry is not started (use async with)")
+        if not self._nc.is_connected:
+            raise BrokerUnavailable(self.url, "the connection is lost; reconnecting")
         return self._nc
 
     def _buckets(self) -> _Buckets:
@@ -401,7 +432,16 @@ class NatsRegistry(SharedRegistry):
                 continue
             try:
                 await self._rewrite(station_id, session)
-            except _UNREACHABLE as exc:
+            except NoStreamResponseError:
+                # The server forgot our buckets (it restarted with an empty store):
+                # create them again; the next round restores every lease.
+                logger.warning("NATS has lost the registry's buckets; creating them again")
+                try:
+                    self._open = await self._open_buckets(self._client())
+                except (*_UNREACHABLE, BrokerUnavailable) as exc:
+                    logger.warning("could not create the buckets in NATS (%s); retrying", exc)
+                return
+            except (*_UNREACHABLE, BrokerUnavailable) as exc:
                 logger.warning("could not renew leases in NATS (%s); retrying", exc)
                 return
 
