@@ -69,7 +69,8 @@ class Csms(StationSession):
         if request.vendor_id == "crash":
             raise RuntimeError("boom")
         if request.vendor_id == "slow":
-            await asyncio.sleep(0.2)  # the station is gone by then
+            # Answers once the station is gone.
+            await wait_until(lambda: self.ended, TIMEOUT, "the station gone")
         if request.vendor_id == "stuck":
             await asyncio.sleep(60)  # cancelled handler_grace after the station left
         return {"status": "Accepted"}
