@@ -43,6 +43,33 @@ def wait_listening(
         time.sleep(0.05)
 
 
+def start_listening(
+    command: list[str], port: int, log: Path, *, cwd: Path | None = None, timeout: float = 10.0
+) -> subprocess.Popen[bytes]:
+    """Start ``command``, a server for ``port``; return its process once it listens there.
+
+    Its output is appended to ``log`` (quoted if it exits first); it is killed if it does
+    not listen within ``timeout`` seconds.
+    """
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_listening(port, timeout, process, log)
+    except BaseException:
+        kill(process)
+        raise
+    return process
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``process``, as a crash would end it (no goodbye to its clients); reap it."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
 def stop(process: subprocess.Popen[bytes]) -> int:
     """Terminate ``process``; kill it if it does not stop in time. Its exit status."""
     if process.poll() is None:

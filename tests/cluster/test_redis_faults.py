@@ -16,7 +16,7 @@ from ocpp.v16 import call as call16
 from csms_kit import BrokerUnavailable, StationSession, serve
 from csms_kit.cluster import RedisRegistry, registry_from_url
 from csms_kit.testing import connect_scripted, memory_transport_pair
-from tests.cluster.processes import HOST, free_port, wait_listening
+from tests.cluster.processes import HOST, free_port, kill, start_listening
 
 LEASE_TTL = 1.5
 
@@ -31,19 +31,12 @@ def redis_server(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed (.ci/run installs it)")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    process = start_listening(command, port, workdir / "redis-server.log", cwd=workdir)
     try:
-        wait_listening(port, 10, process)
         yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        kill(process)
 
 
 async def test_unreachable_broker_at_start_names_the_url() -> None:
