@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from csms_kit.exceptions import BrokerUnavailable, DuplicateConnection
+from csms_kit.exceptions import BrokerUnavailable, DuplicateConnection, UsageError
 from csms_kit.hooks import Handshake, Hooks, Rejection, call_hook, host_of
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
 from csms_kit.instruments import Instruments
@@ -44,7 +44,7 @@ from csms_kit.session import StationSession
 from csms_kit.transport import Transport
 from csms_kit.versions import OcppVersion
 
-__all__ = ["CLOSE_NO_SUBPROTOCOL", "Admission", "SessionFactory", "Ticket"]
+__all__ = ["CLOSE_NO_SUBPROTOCOL", "Admission", "SessionFactory", "Ticket", "session_factories"]
 
 logger = logging.getLogger("csms_kit.server")
 
@@ -58,6 +58,34 @@ CLOSE_POLICY_VIOLATION = 1008
 #: Close code when the session cannot be started (RFC 6455: internal error).
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_GOING_AWAY = 1001
+
+_NEWEST_FIRST = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
+
+
+def session_factories(
+    sessions: SessionFactory | Mapping[OcppVersion | str, SessionFactory],
+    versions: Sequence[OcppVersion | str] | None,
+) -> tuple[dict[OcppVersion, SessionFactory], list[OcppVersion]]:
+    """The factory per version and the order of preference, as every endpoint takes them.
+
+    ``sessions`` is one factory for every version, or a mapping from version to
+    factory; ``versions`` the order of preference (default: newest first). Raises
+    :class:`~csms_kit.exceptions.UsageError` for no factory, or a preferred version
+    without one.
+    """
+    if isinstance(sessions, Mapping):
+        factories = {OcppVersion.parse(v): f for v, f in sessions.items()}
+    else:
+        factories = dict.fromkeys(OcppVersion, sessions)
+    if not factories:
+        raise UsageError("an OCPP endpoint needs at least one session factory")
+    if versions is None:
+        return factories, [v for v in _NEWEST_FIRST if v in factories]
+    preference = [OcppVersion.parse(v) for v in versions]
+    missing = [str(v) for v in preference if v not in factories]
+    if missing:
+        raise UsageError(f"no session factory for OCPP {', '.join(missing)}")
+    return factories, preference
 
 
 class Ticket:

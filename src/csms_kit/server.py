@@ -48,7 +48,7 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from csms_kit.admission import Admission, SessionFactory, Ticket
+from csms_kit.admission import Admission, SessionFactory, Ticket, session_factories
 from csms_kit.exceptions import UsageError
 from csms_kit.hooks import (
     Authenticate,
@@ -78,9 +78,6 @@ Compression = Literal["frugal", "deflate"] | ServerPerMessageDeflateFactory | No
 #: Close code for a server restart (RFC 6455 registry: Service Restart).
 CLOSE_SERVICE_RESTART = 1012
 _GOING_AWAY = 1001
-
-_NEWEST_FIRST = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
-
 
 def _extensions(compression: Compression) -> list[ServerPerMessageDeflateFactory]:
     if compression is None:
@@ -372,19 +369,7 @@ def serve(
     ``"deflate"`` (context takeover: better ratio, more memory per connection),
     ``None``, or a ``websockets`` ``ServerPerMessageDeflateFactory``.
     """
-    if isinstance(sessions, Mapping):
-        factories = {OcppVersion.parse(v): f for v, f in sessions.items()}
-    else:
-        factories = dict.fromkeys(OcppVersion, sessions)
-    if not factories:
-        raise UsageError("serve() needs at least one session factory")
-    if versions is None:
-        preference = [v for v in _NEWEST_FIRST if v in factories]
-    else:
-        preference = [OcppVersion.parse(v) for v in versions]
-        missing = [str(v) for v in preference if v not in factories]
-        if missing:
-            raise UsageError(f"no session factory for OCPP {', '.join(missing)}")
+    factories, preference = session_factories(sessions, versions)
     if (host is not None or port is not None) and sock is not None:
         raise UsageError("give host/port or sock, not both")
     options: dict[str, Any] = {
