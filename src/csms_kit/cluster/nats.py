@@ -43,7 +43,6 @@ from nats.js.errors import (
     BadRequestError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NoKeysError,
     NoStreamResponseError,
 )
 
@@ -126,7 +125,6 @@ class NatsRegistry(SharedRegistry):
         self._nc: Client | None = None
         self._open: _Buckets | None = None
         self._inbox = ""
-        self._renewer: asyncio.Task[None] | None = None
 
     def _index_key(self, station_id: str, node: str | None = None) -> str:
         """Where ``node`` (default: this one) lists ``station_id`` in the index."""
@@ -184,9 +182,7 @@ class NatsRegistry(SharedRegistry):
         except BrokerUnavailable:
             await self.aclose()
             raise
-        self._renewer = asyncio.get_running_loop().create_task(
-            self._keep_leases(), name="csms_kit nats leases"
-        )
+        self._start_keeping_leases()
 
     async def _open_buckets(self, nc: Client) -> _Buckets:
         """Open the buckets, creating those that do not exist."""
@@ -209,11 +205,8 @@ class NatsRegistry(SharedRegistry):
 
     async def aclose(self) -> None:
         """Stop renewing, finish the tasks, close the connection."""
-        if self._renewer is not None:
-            self._renewer.cancel()
-        tasks = [t for t in (self._renewer, *self._tasks) if t is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._renewer = None
+        await self._stop_keeping_leases()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._fail_waiting_calls()
         if self._nc is not None:
             nc, self._nc, self._open = self._nc, None, None
@@ -308,22 +301,11 @@ class NatsRegistry(SharedRegistry):
         return value
 
     async def stations(self) -> list[StationRecord]:
-        kv = self._buckets().stations
         try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return []
+            entries = await self._entries("stations", ">")
         except _UNREACHABLE as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
-        records = []
-        for key in keys:
-            try:
-                entry = await kv.get(key)
-            except KeyNotFoundError:
-                continue  # gone meanwhile
-            if entry.value:
-                records.append(StationRecord.from_dict(json.loads(entry.value)))
-        return records
+        return [StationRecord.from_dict(json.loads(e.value)) for e in entries if e.value]
 
     # -- boot status memory -----------------------------------------------------------
 
@@ -477,6 +459,32 @@ class NatsRegistry(SharedRegistry):
         if index:
             await self._buckets().index.put(self._index_key(station_id), value)
 
+    async def _entries(self, kind: str, keys: str) -> list[Entry]:
+        """The live entries of bucket ``{prefix}_{kind}`` whose keys match ``keys`` (a
+        subject pattern).
+
+        Listed from the bucket's stream (its subjects), then read one by one: a KV
+        watcher would leave a consumer on the server for minutes after each listing,
+        and nats-py leaks the tasks of a watch whose set-up fails.
+        """
+        name = f"{self.prefix}_{kind}"
+        bucket: KeyValue = getattr(self._buckets(), kind if kind != "held" else "index")
+        prefix = f"$KV.{name}."  # JetStream's naming of a bucket's stream and subjects
+        info = (
+            await self._client()
+            .jetstream()
+            .stream_info(f"KV_{name}", subjects_filter=prefix + keys)
+        )
+        entries = []
+        for subject in info.state.subjects or {}:
+            try:
+                entry = await bucket.get(subject[len(prefix) :])
+            except KeyNotFoundError:
+                continue  # deleted, or gone meanwhile
+            if entry.value:
+                entries.append(entry)
+        return entries
+
     # -- dead nodes ---------------------------------------------------------------------
 
     async def _claim_dead_nodes(self) -> list[str]:
@@ -486,8 +494,8 @@ class NatsRegistry(SharedRegistry):
         try:
             await buckets.nodes.put(me, self.node_id.encode())
             await buckets.index.put(me, self.node_id.encode())  # a member (again, if reaped)
-            alive = {entry.key for entry in await _entries(buckets.nodes, "*")}
-            for member in await _entries(buckets.index, "*"):
+            alive = {entry.key for entry in await self._entries("nodes", "*")}
+            for member in await self._entries("held", "*"):
                 if member.key in alive or not member.value:
                     continue
                 try:  # only one survivor deletes this revision: that one reaps it
@@ -503,7 +511,7 @@ class NatsRegistry(SharedRegistry):
         kv = self._buckets().stations
         gone = []
         try:
-            for held in await _entries(self._buckets().index, f"{_token(node)}.*"):
+            for held in await self._entries("held", f"{_token(node)}.*"):
                 if not held.value:
                     continue
                 record = StationRecord.from_dict(json.loads(held.value))
@@ -537,15 +545,3 @@ class NatsRegistry(SharedRegistry):
         except _UNREACHABLE as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
         return True
-
-
-async def _entries(bucket: KeyValue, keys: str) -> list[Entry]:
-    """The live entries of ``bucket`` whose keys match the subject pattern ``keys``."""
-    watcher: Any = await bucket.watch(keys, ignore_deletes=True)  # its methods are untyped
-    entries = []
-    try:
-        while (entry := await watcher.updates(timeout=5)) is not None:
-            entries.append(entry)
-    finally:
-        await watcher.stop()
-    return entries

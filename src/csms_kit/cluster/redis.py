@@ -215,7 +215,6 @@ class RedisRegistry(SharedRegistry):
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
-        self._renewer: asyncio.Task[None] | None = None
 
     # -- names ------------------------------------------------------------------------
 
@@ -274,16 +273,16 @@ class RedisRegistry(SharedRegistry):
             raise
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen(), name="csms_kit redis listener")
-        self._renewer = loop.create_task(self._keep_leases(), name="csms_kit redis leases")
+        self._start_keeping_leases()
 
     async def aclose(self) -> None:
         """Stop listening and renewing, fail calls still waiting, close the connections."""
-        for task in (self._listener, self._renewer):
-            if task is not None:
-                task.cancel()
-        tasks = [t for t in (self._listener, self._renewer, *self._tasks) if t is not None]
+        await self._stop_keeping_leases()
+        if self._listener is not None:
+            self._listener.cancel()
+        tasks = [t for t in (self._listener, *self._tasks) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._listener = self._renewer = None
+        self._listener = None
         self._fail_waiting_calls()
         if self._redis is not None:
             await self._pubsub.aclose()
