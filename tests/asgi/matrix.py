@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -39,7 +39,7 @@ def reuse(
     default = inspect.signature(module.start).parameters["sessions"].default
 
     @pytest.fixture(autouse=True, params=KINDS)
-    def asgi_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    def asgi_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
         kind: str = request.param
         name = request.function.__name__
         params = getattr(request.node, "callspec", None)
@@ -55,7 +55,7 @@ def reuse(
             return asgi_start(kind, sessions, **options)
 
         monkeypatch.setattr(module, "start", start)
-        yield kind
+        return kind
 
     namespace["asgi_server"] = asgi_server
 
