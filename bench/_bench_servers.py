@@ -54,6 +54,8 @@ from websockets.typing import Subprotocol
 
 HOST = "127.0.0.1"
 KINDS = ("floor", "baseline", "csms_kit")
+#: Kinds a bench may ask for besides: the ASGI endpoint under uvicorn (bench/asgi_bench.py).
+EXTRA_KINDS = ("csms_kit_asgi",)
 #: The subprotocols every server speaks, in its order of preference.
 SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -428,6 +430,37 @@ async def start_csms_kit(compression: str, instruments: str = "") -> tuple[Any, 
     return server, lambda: len(server.sessions)
 
 
+async def start_csms_kit_asgi(compression: str) -> tuple[Any, Callable[[], int]]:
+    """``csms_kit.asgi.ocpp_endpoint`` with the bench sessions, as the top-level app of
+    uvicorn (in this process; its defaults: 20 s pings, permessage-deflate if offered)."""
+    import socket
+    import types
+
+    import uvicorn
+
+    from csms_kit.asgi import ocpp_endpoint
+
+    endpoint = ocpp_endpoint(csms_kit_sessions())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    config = uvicorn.Config(
+        endpoint,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        ws_per_message_deflate=compression != "none",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    # run_server needs .sockets; the task lives as long as the process.
+    return types.SimpleNamespace(sockets=[sock], task=task), lambda: len(endpoint.sessions)
+
+
 async def start_floor(compression: str) -> tuple[Any, Callable[[], int]]:
     """The floor, with the permessage-deflate settings matching csms_kit's ``compression``."""
     server = await websockets_serve(
@@ -469,7 +502,12 @@ async def run_server(
     set_recv_buffer(recv_buffer)
     commands = Commands()
     await commands.start(deadline)
-    starters = {"floor": start_floor, "baseline": start_baseline, "csms_kit": start_csms_kit}
+    starters = {
+        "floor": start_floor,
+        "baseline": start_baseline,
+        "csms_kit": start_csms_kit,
+        "csms_kit_asgi": start_csms_kit_asgi,
+    }
     if instruments and kind != "csms_kit":
         raise ValueError(f"instruments are for csms_kit, not {kind}")
     if instruments:

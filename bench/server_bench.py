@@ -65,7 +65,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from _bench_servers import KINDS
+from _bench_servers import EXTRA_KINDS, KINDS
 from connection_memory import BenchError, Child
 
 SCRIPT = os.path.abspath(__file__)
@@ -1078,7 +1078,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--role", choices=("parent", "server", "load"), default="parent", help=hidden
     )
-    parser.add_argument("--kind", choices=KINDS, default="csms_kit", help=hidden)
+    parser.add_argument("--kind", choices=KINDS + EXTRA_KINDS, default="csms_kit", help=hidden)
     parser.add_argument(
         "--compression", choices=("none", "frugal", "deflate"), default="frugal", help=hidden
     )
