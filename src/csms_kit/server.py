@@ -79,6 +79,7 @@ Compression = Literal["frugal", "deflate"] | ServerPerMessageDeflateFactory | No
 CLOSE_SERVICE_RESTART = 1012
 _GOING_AWAY = 1001
 
+
 def _extensions(compression: Compression) -> list[ServerPerMessageDeflateFactory]:
     if compression is None:
         return []
