@@ -16,6 +16,7 @@ Modules for those who extend csms_kit rather than use it: :mod:`csms_kit.protoco
 what transports raise); test helpers in :mod:`csms_kit.testing`.
 """
 
+from csms_kit.asgi import OcppEndpoint, ocpp_endpoint
 from csms_kit.boot import BootInfo
 from csms_kit.client import StationClient, connect_station
 from csms_kit.clock import current_time
@@ -78,6 +79,7 @@ __all__ = [
     "InvalidPayload",
     "InvalidResponse",
     "Limits",
+    "OcppEndpoint",
     "OcppVersion",
     "PeerDisconnected",
     "Quirk",
@@ -101,6 +103,7 @@ __all__ = [
     "after",
     "connect_station",
     "current_time",
+    "ocpp_endpoint",
     "on",
     "serve",
 ]
