@@ -38,6 +38,7 @@ from csms_kit.exceptions import BrokerUnavailable, DuplicateConnection, UsageErr
 from csms_kit.hooks import Handshake, Hooks, Rejection, call_hook, host_of
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
 from csms_kit.instruments import Instruments
+from csms_kit.logs import station_fields
 from csms_kit.registry import ConnectionRegistry
 from csms_kit.role import Role
 from csms_kit.session import StationSession
@@ -175,7 +176,12 @@ class Admission:
             # Counted only under a limit: the bookkeeping costs objects per connection.
             address = host_of(handshake.remote_address)
             if self._per_address[address] >= self.max_connections_per_address:
-                logger.warning("refusing %r: too many connections from %s", station_id, address)
+                logger.warning(
+                    "refusing %r: too many connections from %s",
+                    station_id,
+                    address,
+                    extra=station_fields(station_id),
+                )
                 return self._reject(
                     station_id, Rejection(429, "too many connections from this address\n")
                 )
@@ -216,7 +222,12 @@ class Admission:
         return self.max_connections is not None and admitted >= self.max_connections
 
     def _refuse_full(self, station_id: str) -> Rejection:
-        logger.warning("refusing %r: %s connections", station_id, self.max_connections)
+        logger.warning(
+            "refusing %r: %s connections",
+            station_id,
+            self.max_connections,
+            extra=station_fields(station_id),
+        )
         return self._reject(station_id, Rejection(503, "too many connections\n"))
 
     async def _authenticate(self, handshake: Handshake) -> Rejection | None:
@@ -227,7 +238,11 @@ class Admission:
             if inspect.isawaitable(result):
                 result = await result
         except Exception:
-            logger.exception("authenticate hook failed for %r", handshake.station_id)
+            logger.exception(
+                "authenticate hook failed for %r",
+                handshake.station_id,
+                extra=station_fields(handshake.station_id),
+            )
             return Rejection(500, "authentication failed\n")
         if result is not None and not isinstance(result, Rejection):
             logger.error(
@@ -260,7 +275,12 @@ class Admission:
             return
         if version is None:
             offered = ", ".join(handshake.subprotocols) or "none"
-            logger.info("station %r offered no OCPP version we speak (%s)", station_id, offered)
+            logger.info(
+                "station %r offered no OCPP version we speak (%s)",
+                station_id,
+                offered,
+                extra=station_fields(station_id),
+            )
             await transport.close(
                 CLOSE_NO_SUBPROTOCOL,
                 "no common OCPP version; offer "
@@ -283,11 +303,19 @@ class Admission:
             )
             await self.registry.register(session)
         except DuplicateConnection:
-            logger.info("station %r is already connected; refusing the new one", station_id)
+            logger.info(
+                "station %r is already connected; refusing the new one",
+                station_id,
+                extra=station_fields(station_id),
+            )
             await transport.close(CLOSE_POLICY_VIOLATION, "station already connected")
             return
         except Exception as exc:
-            logger.exception("could not start a session for station %r", station_id)
+            logger.exception(
+                "could not start a session for station %r",
+                station_id,
+                extra=station_fields(station_id),
+            )
             await self.hooks.report_error(None, exc)
             await transport.close(CLOSE_INTERNAL_ERROR, "internal error")
             return
@@ -346,7 +374,12 @@ class _Watch:
         except BrokerUnavailable as exc:
             # The session keeps its status; only a later connection misses it. The
             # station's BootNotification must be answered all the same.
-            logger.warning("could not store station %r's status: %s", session.station_id, exc)
+            logger.warning(
+                "could not store station %r's status: %s",
+                session.station_id,
+                exc,
+                extra=station_fields(session.station_id),
+            )
 
     async def unregistered(self, session: StationSession) -> None:
         """Wait until the session has left the registry (leave it now if it has not)."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from csms_kit.error_codes import ErrorCode
 from csms_kit.exceptions import CallFailed, RpcError, UsageError
+from csms_kit.logs import station_fields
 from csms_kit.protocol.events import IncomingCall, OutgoingCall
 from csms_kit.versions import OcppVersion
 
@@ -145,6 +146,7 @@ class BootGate:
                 "station %r: TriggerMessage(BootNotification) failed: %s",
                 self._connection.station_id,
                 exc,
+                extra=station_fields(self._connection.station_id),
             )
 
     def observe_request(self, call: IncomingCall) -> None:

@@ -61,6 +61,7 @@ from csms_kit.handlers import as_rpc_error, invoke, invoke_after, invoke_sync
 from csms_kit.hooks import Hooks, call_hook
 from csms_kit.instruments import NO_INSTRUMENTS, Instruments, Outcome
 from csms_kit.limits import CLOSE, CLOSE_MALFORMED, REFUSE, SLOW, Limits, Police
+from csms_kit.logs import station_fields
 from csms_kit.protocol import (
     Dropped,
     Endpoint,
@@ -317,7 +318,11 @@ class RpcConnection:
                 return
             except Exception as exc:
                 # A broken transport must not leave a half-alive connection behind.
-                logger.exception("station %r: transport failed; closing", self.station_id)
+                logger.exception(
+                    "station %r: transport failed; closing",
+                    self.station_id,
+                    extra=station_fields(self.station_id),
+                )
                 await self.hooks.report_error(self.owner, exc)
                 await self.close(CLOSE_INTERNAL_ERROR, "transport failure")
                 return
@@ -329,7 +334,11 @@ class RpcConnection:
                 await call_hook(self.hooks.on_message, self.owner, "in", data)
             if type(data) is not str:
                 stats.bad_frames += 1
-                logger.warning("station %r sent a binary frame; closing", self.station_id)
+                logger.warning(
+                    "station %r sent a binary frame; closing",
+                    self.station_id,
+                    extra=station_fields(self.station_id),
+                )
                 await self.close(CLOSE_UNSUPPORTED_DATA, "OCPP-J uses text frames only")
                 return
             event = endpoint.parse(data)
@@ -379,6 +388,7 @@ class RpcConnection:
                     event.message_id,
                     event.code,
                     event.description,
+                    message_id=event.message_id,
                 )
 
     # -- limits -------------------------------------------------------------------------
@@ -410,6 +420,7 @@ class RpcConnection:
             logger.warning(
                 "station %r sends faster than its rate limit; reading its frames later",
                 self.station_id,
+                extra=station_fields(self.station_id),
             )
             if self._instruments.throttled is not None:
                 self._instruments.throttled(self.station_id, "slowed")
@@ -434,6 +445,7 @@ class RpcConnection:
                 "station %r: %d malformed frames in a row; closing",
                 self.station_id,
                 police.bad_in_row,
+                extra=station_fields(self.station_id),
             )
             if type(event) is Reply:
                 await self._refuse(event)
@@ -447,6 +459,7 @@ class RpcConnection:
                 "over its rate limit: %s",
                 self.station_id,
                 "closing" if how == "closed" else "refusing them",
+                extra=station_fields(self.station_id),
             )
         if self._instruments.throttled is not None:
             self._instruments.throttled(self.station_id, how)
@@ -463,7 +476,10 @@ class RpcConnection:
             # CALLs are bounded by the endpoint; SENDs, never answered, are bounded here.
             self.stats.bad_frames += 1
             logger.warning(
-                "station %r: SEND %s dropped: too many queued", self.station_id, event.action
+                "station %r: SEND %s dropped: too many queued",
+                self.station_id,
+                event.action,
+                extra=station_fields(self.station_id),
             )
             return
         self._inbox.append(event)
@@ -539,6 +555,7 @@ class RpcConnection:
                 self.station_id,
                 call.action,
                 call.message_id,
+                extra=station_fields(self.station_id, call.message_id),
             )
             kind = "disconnected"
         if instruments.call_finished is not None:
@@ -573,9 +590,16 @@ class RpcConnection:
                 what,
                 action,
                 exc,
+                extra=station_fields(self.station_id),
             )
         else:
-            logger.exception("station %r: %s for %s failed", self.station_id, what, action)
+            logger.exception(
+                "station %r: %s for %s failed",
+                self.station_id,
+                what,
+                action,
+                extra=station_fields(self.station_id),
+            )
         if self._instruments.handler_failed is not None:
             self._instruments.handler_failed(self.station_id, action, exc)
         await self.hooks.report_error(self.owner, exc)
@@ -607,6 +631,7 @@ class RpcConnection:
                 self.station_id,
                 event.code.spelled_for(self.version),
                 event.reason,
+                extra=station_fields(self.station_id, event.message_id),
             )
         else:
             logger.info(
@@ -614,6 +639,7 @@ class RpcConnection:
                 self.station_id,
                 event.code.spelled_for(self.version),
                 event.reason,
+                extra=station_fields(self.station_id, event.message_id),
             )
         if self._instruments.frame_refused is not None:
             self._instruments.frame_refused(
@@ -621,16 +647,19 @@ class RpcConnection:
             )
         await self._send_quietly(event.text, "error", None)
 
-    def _log_noise(self, text: str, *args: Any) -> None:
+    def _log_noise(self, text: str, *args: Any, message_id: str | None = None) -> None:
         """Log what a peer may send in floods: the first at WARNING, the rest at DEBUG.
 
         ``text`` starts with the station's ``%r``; ``args`` follow it.
         """
+        fields = station_fields(self.station_id, message_id)
         if self._warned_noise:
-            logger.debug(text, self.station_id, *args)
+            logger.debug(text, self.station_id, *args, extra=fields)
         else:
             self._warned_noise = True
-            logger.warning(text + " (further ones are logged at DEBUG)", self.station_id, *args)
+            logger.warning(
+                text + " (further ones are logged at DEBUG)", self.station_id, *args, extra=fields
+            )
 
     def _dropped(self, event: Dropped) -> None:
         if event.kind == "unexpected":
@@ -640,7 +669,12 @@ class RpcConnection:
             )
         else:
             self.stats.bad_frames += 1
-            logger.info("station %r: dropped a frame: %s", self.station_id, event.reason)
+            logger.info(
+                "station %r: dropped a frame: %s",
+                self.station_id,
+                event.reason,
+                extra=station_fields(self.station_id),
+            )
         if self._instruments.frame_refused is not None:
             self._instruments.frame_refused(
                 self.station_id, None, event.reason, event.kind == "malformed"
@@ -884,6 +918,7 @@ class RpcConnection:
                     self.station_id,
                     len(pending),
                     self._handler_grace,
+                    extra=station_fields(self.station_id),
                 )
                 await self._cancel_tasks()
 
