@@ -97,14 +97,17 @@ async def _memory_registry(
 def _builder(request: pytest.FixtureRequest, backend: str, prefix: str) -> RegistryBuilder:
     if backend == "memory":
         return _memory_registry
-    if backend == "redis":
-        url = request.getfixturevalue("redis_url")
-        from csms_kit.cluster import RedisRegistry  # here: the suite imports without it
+    if backend in ("redis", "nats"):
+        # here: the suite imports without the cluster extras
+        from csms_kit.cluster import NatsRegistry, RedisRegistry
+
+        cls = RedisRegistry if backend == "redis" else NatsRegistry
+        url = request.getfixturevalue(f"{backend}_url")
 
         def build(
             node_id: str, duplicate_policy: DuplicatePolicy
         ) -> AbstractAsyncContextManager[ConnectionRegistry]:
-            return RedisRegistry(  # type: ignore[no-any-return]
+            return cls(
                 url,
                 node_id=node_id,
                 prefix=prefix,
@@ -113,22 +116,6 @@ def _builder(request: pytest.FixtureRequest, backend: str, prefix: str) -> Regis
             )
 
         return build
-    if backend == "nats":
-        nats_url = request.getfixturevalue("nats_url")
-        from csms_kit.cluster import NatsRegistry  # here: the suite imports without it
-
-        def build_nats(
-            node_id: str, duplicate_policy: DuplicatePolicy
-        ) -> AbstractAsyncContextManager[ConnectionRegistry]:
-            return NatsRegistry(  # type: ignore[no-any-return]
-                nats_url,
-                node_id=node_id,
-                prefix=prefix,
-                duplicate_policy=duplicate_policy,
-                lease_ttl=LEASE_TTL,
-            )
-
-        return build_nats
     raise AssertionError(f"unknown backend {backend!r}")
 
 

@@ -19,45 +19,24 @@ from csms_kit import (
     CallError,
     CallTimeout,
     CsmsServer,
-    ErrorCode,
     Handshake,
     Limits,
     RateLimit,
     Rejection,
-    RpcError,
     StationDisconnected,
     StationSession,
     UsageError,
     connect_station,
-    on,
     serve,
 )
 from csms_kit.metrics import OTHER_ACTION, PrometheusMetrics
 from csms_kit.testing import connect_scripted
 from tests.helpers import wait_until
 from tests.observability.exposition import Samples, scrape, total, value
+from tests.test_instruments import Csms
 
 HOST = "127.0.0.1"
-NOW = "2026-11-27T10:00:00Z"
 TIMEOUT = 5.0
-
-
-class Csms(StationSession):
-    """Heartbeat answered; DataTransfer fails on demand (vendorId "rpc" or "crash")."""
-
-    boot_gate = False
-
-    @on("Heartbeat")
-    def heartbeat(self, request: Any) -> dict[str, Any]:
-        return {"currentTime": NOW}
-
-    @on("DataTransfer")
-    def data_transfer(self, request: Any) -> dict[str, Any]:
-        if request.vendor_id == "rpc":
-            raise RpcError(ErrorCode.GENERIC_ERROR, "refused on purpose")
-        if request.vendor_id == "crash":
-            raise RuntimeError("boom")
-        return {"status": "Accepted"}
 
 
 @asynccontextmanager

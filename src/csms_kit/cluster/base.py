@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from csms_kit.exceptions import (
     BrokerUnavailable,
@@ -50,9 +50,22 @@ from csms_kit.registry import (
 if TYPE_CHECKING:
     from csms_kit.session import StationSession
 
-__all__ = ["SharedRegistry"]
+__all__ = ["RegistryOptions", "SharedRegistry"]
 
 logger = logging.getLogger("csms_kit.cluster")
+
+
+class RegistryOptions(TypedDict, total=False):
+    """The keyword arguments every :class:`SharedRegistry` takes (see it)."""
+
+    node_id: str | None
+    prefix: str
+    duplicate_policy: DuplicatePolicy
+    lease_ttl: float
+    call_timeout: float
+    call_margin: float
+    remember_statuses_for: float
+
 
 #: Seconds between checks that the holder of a station is still there, while waiting
 #: for its answer to a forwarded call.
@@ -62,19 +75,27 @@ HOLDER_GONE_CODE = 1006
 
 
 class SharedRegistry(ConnectionRegistry):
-    """A registry that several processes share through a broker (see the module)."""
+    """A registry that several processes share through a broker (see the module).
+
+    ``url`` names the broker. ``lease_ttl`` (seconds) bounds how long a dead node's
+    stations stay listed; ``call_timeout`` is the default timeout of calls forwarded to
+    another node (the caller waits a little longer, ``call_margin``, for the holder's
+    own timeout error); ``remember_statuses_for`` (seconds) keeps registration
+    statuses across connections; ``prefix`` names the broker's keys or buckets, so
+    that several clusters may share one broker.
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        node_id: str | None,
-        prefix: str,
-        duplicate_policy: DuplicatePolicy,
-        lease_ttl: float,
-        call_timeout: float,
-        call_margin: float,
-        remember_statuses_for: float,
+        node_id: str | None = None,
+        prefix: str = "csms_kit",
+        duplicate_policy: DuplicatePolicy = "replace",
+        lease_ttl: float = 15.0,
+        call_timeout: float = 30.0,
+        call_margin: float = 2.0,
+        remember_statuses_for: float = 30 * 24 * 3600,
     ) -> None:
         super().__init__(duplicate_policy=duplicate_policy, node_id=node_id)
         if not lease_ttl > 0:

@@ -45,14 +45,15 @@ from nats.js.errors import (
     KeyWrongLastSequenceError,
     NoStreamResponseError,
 )
+from typing_extensions import Unpack
 
 from csms_kit.boot import BootInfo
-from csms_kit.cluster.base import HOLDER_CHECK_INTERVAL, SharedRegistry
+from csms_kit.cluster.base import HOLDER_CHECK_INTERVAL, RegistryOptions, SharedRegistry
 from csms_kit.exceptions import (
     BrokerUnavailable,
     DuplicateConnection,
 )
-from csms_kit.registry import DuplicatePolicy, StationRecord
+from csms_kit.registry import StationRecord
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -95,33 +96,13 @@ def _token(text: str) -> str:
 class NatsRegistry(SharedRegistry):
     """The stations connected to every process sharing one NATS server (or cluster).
 
-    ``url`` is a NATS URL (``nats://host:4222``). See :class:`RedisRegistry
-    <csms_kit.cluster.redis.RedisRegistry>` for ``lease_ttl``, ``call_timeout``,
-    ``call_margin`` and ``remember_statuses_for``.
+    ``url`` is a NATS URL (``nats://host:4222``). The options are every shared
+    registry's (``lease_ttl``, ``call_timeout``... : see
+    :class:`~csms_kit.cluster.base.SharedRegistry`).
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        node_id: str | None = None,
-        prefix: str = "csms_kit",
-        duplicate_policy: DuplicatePolicy = "replace",
-        lease_ttl: float = 15.0,
-        call_timeout: float = 30.0,
-        call_margin: float = 2.0,
-        remember_statuses_for: float = 30 * 24 * 3600,
-    ) -> None:
-        super().__init__(
-            url,
-            node_id=node_id,
-            prefix=prefix,
-            duplicate_policy=duplicate_policy,
-            lease_ttl=lease_ttl,
-            call_timeout=call_timeout,
-            call_margin=call_margin,
-            remember_statuses_for=remember_statuses_for,
-        )
+    def __init__(self, url: str, **options: Unpack[RegistryOptions]) -> None:
+        super().__init__(url, **options)
         self._nc: Client | None = None
         self._open: _Buckets | None = None
         self._inbox = ""

@@ -49,14 +49,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from typing_extensions import Unpack
 
 from csms_kit.boot import BootInfo
-from csms_kit.cluster.base import SharedRegistry
+from csms_kit.cluster.base import RegistryOptions, SharedRegistry
 from csms_kit.exceptions import (
     BrokerUnavailable,
     DuplicateConnection,
 )
-from csms_kit.registry import DuplicatePolicy, StationRecord
+from csms_kit.registry import StationRecord
 
 if TYPE_CHECKING:
     from csms_kit.session import StationSession
@@ -179,38 +180,16 @@ _RENEW_BATCH = 1000
 class RedisRegistry(SharedRegistry):
     """The stations connected to every process sharing one Redis server.
 
-    ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://`` for TLS).
-    ``lease_ttl`` (seconds) bounds how long a dead node's stations stay listed;
-    ``call_timeout`` is the default timeout of calls forwarded to another node (the
-    caller waits a little longer, ``call_margin``, for the holder's own timeout
-    error); ``remember_statuses_for`` (seconds) keeps registration statuses across
-    connections; ``max_connections`` bounds the connections to Redis (more requests
-    at once wait their turn).
+    ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://`` for TLS);
+    ``max_connections`` bounds the connections to Redis (more requests at once wait
+    their turn). The other options are every shared registry's (``lease_ttl``,
+    ``call_timeout``... : see :class:`~csms_kit.cluster.base.SharedRegistry`).
     """
 
     def __init__(
-        self,
-        url: str,
-        *,
-        node_id: str | None = None,
-        prefix: str = "csms_kit",
-        duplicate_policy: DuplicatePolicy = "replace",
-        lease_ttl: float = 15.0,
-        call_timeout: float = 30.0,
-        call_margin: float = 2.0,
-        remember_statuses_for: float = 30 * 24 * 3600,
-        max_connections: int = 64,
+        self, url: str, *, max_connections: int = 64, **options: Unpack[RegistryOptions]
     ) -> None:
-        super().__init__(
-            url,
-            node_id=node_id,
-            prefix=prefix,
-            duplicate_policy=duplicate_policy,
-            lease_ttl=lease_ttl,
-            call_timeout=call_timeout,
-            call_margin=call_margin,
-            remember_statuses_for=remember_statuses_for,
-        )
+        super().__init__(url, **options)
         self.max_connections = max_connections
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
