@@ -9,6 +9,7 @@ Each step prints its command; the first failure stops the run with its exit code
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
+
+# Material for MkDocs prints a banner about its successor on every build.
+ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
 
 CODE = [d for d in ("src", "tests", "bench", "scripts", "examples") if (ROOT / d).is_dir()]
 
@@ -44,7 +48,7 @@ def main() -> int:
         for name, command in steps(site_dir):
             print(f"\n=== {name}: {' '.join(command)}", flush=True)
             started = time.monotonic()
-            result = subprocess.run(command, cwd=ROOT, check=False)
+            result = subprocess.run(command, cwd=ROOT, env=ENV, check=False)
             print(f"=== {name}: exit {result.returncode} in {time.monotonic() - started:.1f}s")
             if result.returncode:
                 return result.returncode
