@@ -15,7 +15,8 @@ server in :mod:`csms_kit.server`, an ASGI endpoint, a test harness) calls it twi
    :class:`~csms_kit.transport.Transport` and the version chosen: it builds the
    session with the factory for that version, registers it, calls ``on_connect``,
    runs it, unregisters it the moment its connection ends, and calls
-   ``on_disconnect`` when its handlers are done.
+   ``on_disconnect`` when its handlers are done. An outbox, if any, is told when the
+   station is ready for its commands: connected and accepted at boot.
 
 Resource handling: a ticket holds a place among ``max_connections`` until
 :meth:`Admission.run` starts or the ticket is released (:meth:`Ticket.release`, or
@@ -32,7 +33,7 @@ import inspect
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from csms_kit.exceptions import BrokerUnavailable, DuplicateConnection, UsageError
 from csms_kit.hooks import Handshake, Hooks, Rejection, call_hook, host_of
@@ -59,6 +60,16 @@ CLOSE_POLICY_VIOLATION = 1008
 #: Close code when the session cannot be started (RFC 6455: internal error).
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_GOING_AWAY = 1001
+
+#: The BootNotification status after which a station takes the CSMS's commands.
+ACCEPTED = "Accepted"
+
+
+class ReadyListener(Protocol):
+    """What admission tells of a station ready for commands (the outbox)."""
+
+    def station_accepted(self, session: StationSession) -> None: ...
+
 
 _NEWEST_FIRST = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
 
@@ -122,6 +133,7 @@ class Admission:
         path_prefix: str = "/",
         max_connections: int | None = None,
         max_connections_per_address: int | None = None,
+        outbox: ReadyListener | None = None,
     ) -> None:
         self.factories = dict(factories)
         self.preference = tuple(preference)
@@ -131,6 +143,8 @@ class Admission:
         self.path_prefix = normalize_prefix(path_prefix)
         self.max_connections = max_connections
         self.max_connections_per_address = max_connections_per_address
+        #: Told when a station here is connected and accepted at boot (the outbox).
+        self.outbox = outbox
         #: Set by :meth:`close`: new handshakes get 503, admitted ones are closed.
         self.close_frame: tuple[int, str] | None = None
         self._sessions: set[StationSession] = set()
@@ -287,7 +301,7 @@ class Admission:
                 + ", ".join(v.subprotocol for v in self.preference),
             )
             return
-        watch = _Watch(self.registry)
+        watch = _Watch(self.registry, self.outbox)
         try:
             status = await self.registry.registration_status(station_id)
             session = self.factories[version](
@@ -326,6 +340,8 @@ class Admission:
                 instruments.connection_opened(station_id, str(version))
             if self.hooks.on_connect is not None:
                 await call_hook(self.hooks.on_connect, session)
+            if self.outbox is not None and session.registration_status == ACCEPTED:
+                self.outbox.station_accepted(session)  # accepted on an earlier connection
             await session.run()
         finally:
             self._sessions.discard(session)
@@ -350,10 +366,11 @@ class Admission:
 class _Watch:
     """A session's supervisor: unregisters it the moment it ends, stores its status."""
 
-    __slots__ = ("_registry", "_task")
+    __slots__ = ("_outbox", "_registry", "_task")
 
-    def __init__(self, registry: ConnectionRegistry) -> None:
+    def __init__(self, registry: ConnectionRegistry, outbox: ReadyListener | None) -> None:
         self._registry = registry
+        self._outbox = outbox
         self._task: asyncio.Task[None] | None = None
 
     def connection_ended(self, connection: Role) -> None:
@@ -380,6 +397,8 @@ class _Watch:
                 exc,
                 extra=station_fields(session.station_id),
             )
+        if status == ACCEPTED and self._outbox is not None:
+            self._outbox.station_accepted(session)
 
     async def unregistered(self, session: StationSession) -> None:
         """Wait until the session has left the registry (leave it now if it has not)."""

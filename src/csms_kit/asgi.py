@@ -62,6 +62,7 @@ from csms_kit.hooks import (
     parse_basic_auth,
 )
 from csms_kit.instruments import Instruments
+from csms_kit.outbox import Outbox
 from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
 from csms_kit.session import StationSession
 from csms_kit.versions import OcppVersion
@@ -401,27 +402,31 @@ def ocpp_endpoint(
     instruments: Iterable[Any] = (),
     max_connections: int | None = None,
     max_connections_per_address: int | None = None,
+    outbox: Outbox | None = None,
     max_message_size: int | None = 256 * 1024,
 ) -> OcppEndpoint:
     """Create a CSMS endpoint as an ASGI application (see the module docstring).
 
-    ``sessions``, ``versions``, ``registry``, the hooks, ``instruments`` and the limits
-    mean what they mean for :func:`csms_kit.serve`. ``path_prefix`` applies below the
+    ``sessions``, ``versions``, ``registry``, the hooks, ``instruments``, ``outbox`` and
+    the limits mean what they mean for :func:`csms_kit.serve`. ``path_prefix`` applies below the
     mount point: mounted at ``/ocpp`` with the default ``"/"``, stations connect to
     ``/ocpp/<identity>``. Listening, TLS, pings, compression and the handshake timeout
     are the ASGI server's settings.
     """
     factories, preference = session_factories(sessions, versions)
+    owns_registry = registry is None
+    registry = registry if registry is not None else InMemoryRegistry()
+    if outbox is not None:
+        outbox.bind(registry)
     admission = Admission(
         factories,
         preference,
-        registry=registry if registry is not None else InMemoryRegistry(),
+        registry=registry,
         hooks=Hooks(authenticate, on_connect, on_disconnect, on_message, on_error),
         instruments=Instruments(instruments),
         path_prefix=path_prefix,
         max_connections=max_connections,
         max_connections_per_address=max_connections_per_address,
+        outbox=outbox,
     )
-    return OcppEndpoint(
-        admission, owns_registry=registry is None, max_message_size=max_message_size
-    )
+    return OcppEndpoint(admission, owns_registry=owns_registry, max_message_size=max_message_size)

@@ -689,12 +689,20 @@ class RpcConnection:
         return (await self._exchange(self._prepare(request, action), timeout)).response
 
     async def call_payload(
-        self, action: str, payload: dict[str, Any], *, timeout: float | None = None
+        self,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        message_id: str | None = None,
     ) -> dict[str, Any]:
         """See :meth:`Role.call_payload`."""
-        return (await self._exchange(self._prepare(payload, action), timeout)).payload
+        outgoing = self._prepare(payload, action, message_id)
+        return (await self._exchange(outgoing, timeout)).payload
 
-    def _prepare(self, request: Any, action: str | None) -> OutgoingCall:
+    def _prepare(
+        self, request: Any, action: str | None, message_id: str | None = None
+    ) -> OutgoingCall:
         """Check that a call may be made now, and write its CALL."""
         self._check_loop()
         if self._ended is not None:
@@ -702,7 +710,7 @@ class RpcConnection:
         policy = self.policy
         if policy is not None:
             policy.check_call(request, action)
-        outgoing = self.endpoint.prepare_call(request, action)
+        outgoing = self.endpoint.prepare_call(request, action, message_id)
         if policy is not None:
             policy.call_prepared(outgoing, request)
         return outgoing

@@ -136,7 +136,8 @@ class RpcError(CsmsKitError):
     """An OCPP-J RPC error to answer a CALL with.
 
     Raise it in a handler to answer the peer's CALL with a CALLERROR carrying
-    ``code``, ``description`` (at most 255 characters are sent) and ``details``.
+    ``code`` (an :class:`~csms_kit.ErrorCode` or its spelling, e.g. ``"NotSupported"``),
+    ``description`` (at most 255 characters are sent) and ``details``.
     (Not the ``ocpp`` package's ``OCPPError``, though handlers that raise that one
     are answered the same way.)
     """
@@ -145,12 +146,17 @@ class RpcError(CsmsKitError):
 
     def __init__(
         self,
-        code: ErrorCode,
+        code: ErrorCode | str,
         description: str = "",
         details: Mapping[str, Any] | None = None,
     ) -> None:
+        if not isinstance(code, ErrorCode):
+            known = ErrorCode.from_wire(code) if isinstance(code, str) else None
+            if known is None:
+                raise UsageError(f"{code!r} is not an OCPP-J errorCode (see ErrorCode)")
+            code = known
         super().__init__(f"{code}: {description}" if description else str(code))
-        self.code = code
+        self.code: ErrorCode = code
         self.description = description
         self.details: dict[str, Any] = dict(details or {})
 

@@ -142,10 +142,21 @@ class Role:
         return await self._connection.call(request, action=action, timeout=timeout)
 
     async def call_payload(
-        self, action: str, payload: dict[str, Any], *, timeout: float | None = None
+        self,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        message_id: str | None = None,
     ) -> dict[str, Any]:
-        """:meth:`call` with JSON payloads in and out: what a registry relays between nodes."""
-        return await self._connection.call_payload(action, payload, timeout=timeout)
+        """:meth:`call` with JSON payloads in and out: what a registry relays between nodes.
+
+        ``message_id`` resends a CALL made on an earlier connection with the same
+        messageId (OCPP 2.1 allows it; the outbox does it after a restart).
+        """
+        return await self._connection.call_payload(
+            action, payload, timeout=timeout, message_id=message_id
+        )
 
     async def send(self, message: Any, *, action: str | None = None) -> None:
         """Send an OCPP 2.1 SEND message (never answered); allowed while a CALL is out."""

@@ -64,6 +64,7 @@ from csms_kit.hooks import (
 from csms_kit.identity import InvalidIdentity, identity_from_path
 from csms_kit.instruments import Instruments
 from csms_kit.keepalive import Keepalive
+from csms_kit.outbox import Outbox
 from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
 from csms_kit.session import StationSession
 from csms_kit.versions import OcppVersion
@@ -337,6 +338,7 @@ def serve(
     instruments: Iterable[Any] = (),
     max_connections: int | None = None,
     max_connections_per_address: int | None = None,
+    outbox: Outbox | None = None,
     max_message_size: int = 256 * 1024,
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
@@ -357,7 +359,9 @@ def serve(
     ``registry`` defaults to a new :class:`~csms_kit.registry.InMemoryRegistry`,
     which the server closes when it closes; a registry given here is the
     application's, and stays open. The hooks are described in :mod:`csms_kit.hooks`;
-    ``instruments`` (metrics, tracing) in :mod:`csms_kit.instruments`.
+    ``instruments`` (metrics, tracing) in :mod:`csms_kit.instruments`. ``outbox`` (a
+    started :class:`~csms_kit.outbox.Outbox`, bound to this registry) delivers queued
+    commands to each station once it is connected and accepted at boot.
 
     Limits: ``max_connections`` (HTTP 503 past it), ``max_connections_per_address``
     (HTTP 429 past it; off by default, since many stations may share one address
@@ -371,6 +375,10 @@ def serve(
     ``None``, or a ``websockets`` ``ServerPerMessageDeflateFactory``.
     """
     factories, preference = session_factories(sessions, versions)
+    owns_registry = registry is None
+    registry = registry if registry is not None else InMemoryRegistry()
+    if outbox is not None:
+        outbox.bind(registry)
     if (host is not None or port is not None) and sock is not None:
         raise UsageError("give host/port or sock, not both")
     options: dict[str, Any] = {
@@ -393,16 +401,17 @@ def serve(
     admission = Admission(
         factories,
         preference,
-        registry=registry if registry is not None else InMemoryRegistry(),
+        registry=registry,
         hooks=Hooks(authenticate, on_connect, on_disconnect, on_message, on_error),
         instruments=Instruments(instruments),
         path_prefix=path_prefix,
         max_connections=max_connections,
         max_connections_per_address=max_connections_per_address,
+        outbox=outbox,
     )
     return CsmsServer(
         admission,
-        owns_registry=registry is None,
+        owns_registry=owns_registry,
         keepalive=None if ping_interval is None else Keepalive(ping_interval, ping_timeout),
         websockets_options=options,
     )

@@ -426,25 +426,35 @@ class Endpoint:
 
     # -- calling the station -----------------------------------------------------------
 
-    def prepare_call(self, request: Any, action: str | None = None) -> OutgoingCall:
+    def prepare_call(
+        self, request: Any, action: str | None = None, message_id: str | None = None
+    ) -> OutgoingCall:
         """Validate and serialize a CALL; ``action`` defaults to the request's class name.
 
+        ``message_id`` is for resending a CALL of an earlier connection with its own
+        messageId (OCPP 2.1 allows it); by default a new one is made.
         Raises :class:`~csms_kit.exceptions.UsageError` for an action this version
-        does not define and :class:`~csms_kit.exceptions.InvalidPayload` for a
-        request that breaks the schema.
+        does not define or a bad ``message_id``, and
+        :class:`~csms_kit.exceptions.InvalidPayload` for a request that breaks the schema.
         """
         action = _action_of(request, action)
         if action not in self._call_actions:
             raise UsageError(f"{action} is not a CALL action in OCPP {self.version}")
-        message_id = f"{self._id_prefix}{self._id_counter + 1}"
+        if message_id is None:
+            new_id = f"{self._id_prefix}{self._id_counter + 1}"
+        elif type(message_id) is str and 0 < len(message_id) <= frames.MAX_MESSAGE_ID_LENGTH:
+            new_id = message_id
+        else:
+            raise UsageError(f"a messageId is a string of 1 to 36 characters, not {message_id!r}")
         text = self._write(
             action,
             "request",
             request,
-            lambda payload: frames.serialize_call(message_id, action, payload),
+            lambda payload: frames.serialize_call(new_id, action, payload),
         )
-        self._id_counter += 1
-        return OutgoingCall(message_id, action, text)
+        if message_id is None:
+            self._id_counter += 1
+        return OutgoingCall(new_id, action, text)
 
     def call_payload(self, request: Any, action: str | None = None) -> tuple[str, dict[str, Any]]:
         """The action and validated JSON payload of a CALL, with no messageId spent.
