@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from csms_kit import OcppVersion
+from csms_kit.commands.control import ClearCache, DataTransfer, Reset
 from csms_kit.outbox import Outbox
 from tests.helpers import wait_until
 from tests.outbox.conftest import Recording, Refusing, data_transfer
@@ -36,6 +37,40 @@ async def test_an_offline_station_gets_its_commands_in_order_when_it_is_back(
     assert [s.message_id for s in finals] == [
         m for m, a, _ in station.received if a == "DataTransfer"
     ]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_version_neutral_commands_are_built_for_the_station_that_connects(
+    make_outbox: Any, csms_with: Any, version: str
+) -> None:
+    outbox: Outbox = await make_outbox()
+    live = await csms_with(outbox)
+    transfer = await outbox.submit("CP-1", DataTransfer("csms_kit-sim", data="hello"))
+    clear = await outbox.submit("CP-1", ClearCache())
+    assert transfer.action == "data_transfer"
+    station = await live.simulate_station("CP-1", version, station_class=Recording)
+
+    answered = await outbox.wait(transfer.id, timeout=5)
+    assert answered.status == "answered"
+    assert answered.result["accepted"] is True
+    assert answered.result["data"] == "hello"
+    assert (await outbox.wait(clear.id, timeout=5)).result["status"] == "Accepted"
+    assert [action for _, action, _ in station.received] == ["DataTransfer", "ClearCache"]
+
+
+async def test_a_command_the_station_version_cannot_express_fails_without_being_sent(
+    make_outbox: Any, csms_with: Any
+) -> None:
+    outbox: Outbox = await make_outbox()
+    live = await csms_with(outbox)
+    per_evse = await outbox.submit("CP-1", Reset("soft", evse_id=1))  # 2.x only
+    after = await outbox.submit("CP-1", data_transfer(1))
+    station = await live.simulate_station("CP-1", "1.6", station_class=Recording)
+    failed = await outbox.wait(per_evse.id, timeout=5)
+    assert (failed.status, failed.error_code, failed.attempts) == ("failed", "InvalidCommand", 0)
+    assert "evse_id" in (failed.error or "")
+    assert (await outbox.wait(after.id, timeout=5)).status == "answered"
+    assert station.data() == ["1"]
 
 
 async def test_a_connected_station_gets_a_command_at_once(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import logging
 import uuid
@@ -44,6 +45,7 @@ from csms_kit.logs import station_fields
 from csms_kit.outbox.requests import Deliverable, deliverable_from_dict
 from csms_kit.outbox.store import OutboxStore, store_from_url
 from csms_kit.outbox.submission import Status, Submission
+from csms_kit.versions import OcppVersion
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -190,6 +192,7 @@ class Outbox:
             raise UsageError(f"station_id must be a non-empty string, not {station_id!r}")
         if not isinstance(command, Deliverable):
             raise UsageError(f"cannot queue {command!r}: give a RawCall or a command")
+        _check_expressible(command)
         now = _now()
         if expires_at is None:
             expires_at = now + datetime.timedelta(
@@ -370,7 +373,7 @@ class Outbox:
             return False
         else:
             try:
-                result = command.read(version, answer)
+                result = _as_json(command.result(version, answer))
             except (KeyError, TypeError, ValueError) as exc:
                 await self._finish(sent, "failed", error=str(exc), error_code="InvalidResponse")
             else:
@@ -433,6 +436,26 @@ class Outbox:
     def _check_started(self) -> None:
         if not self._started:
             raise UsageError("the outbox is not started: use `async with outbox:`")
+
+
+def _check_expressible(command: Deliverable) -> None:
+    """Refuse a command no OCPP version can express: it could never be delivered."""
+    problems = []
+    for version in OcppVersion:
+        try:
+            command.request(version)
+        except UsageError as exc:
+            problems.append(str(exc))
+        else:
+            return
+    raise UsageError(f"cannot queue {command.name}: {'; '.join(problems)}")
+
+
+def _as_json(result: Any) -> Any:
+    """A command's result as JSON data: a dataclass (a CommandResult) as a dict."""
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    return result
 
 
 def _now() -> datetime.datetime:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from csms_kit.exceptions import UsageError
+from csms_kit.commands.base import Command
 from csms_kit.versions import OcppVersion
 
 __all__ = ["Deliverable", "RawCall", "deliverable_from_dict"]
@@ -20,7 +20,7 @@ __all__ = ["Deliverable", "RawCall", "deliverable_from_dict"]
 
 @runtime_checkable
 class Deliverable(Protocol):
-    """Something the outbox can store and send."""
+    """Something the outbox can store and send (a :class:`RawCall`, a command)."""
 
     @property
     def name(self) -> str:
@@ -36,8 +36,9 @@ class Deliverable(Protocol):
         version.
         """
 
-    def read(self, version: OcppVersion, payload: dict[str, Any]) -> Any:
-        """The JSON data to keep as the submission's result, from the CALLRESULT."""
+    def result(self, version: OcppVersion, payload: dict[str, Any]) -> Any:
+        """What the station's answer (the CALLRESULT payload) means: kept as the
+        submission's result, as JSON data (a dataclass becomes a dict)."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,17 @@ class RawCall:
     def request(self, version: OcppVersion) -> tuple[str, dict[str, Any]]:
         return self.action, self.payload
 
-    def read(self, version: OcppVersion, payload: dict[str, Any]) -> Any:
+    def result(self, version: OcppVersion, payload: dict[str, Any]) -> Any:
         return payload
 
 
 def deliverable_from_dict(data: dict[str, Any]) -> Deliverable:
-    """The deliverable stored as ``data`` (see :meth:`Deliverable.to_dict`)."""
-    kind = data.get("kind")
-    if kind == "raw":
+    """The deliverable stored as ``data`` (see :meth:`Deliverable.to_dict`).
+
+    Raises ``ValueError`` for data that names nothing known.
+    """
+    if data.get("kind") == "raw":
         return RawCall(str(data["action"]), dict(data["payload"]))
-    raise UsageError(f"unknown stored outbox request kind {kind!r}")
+    if "command" in data:
+        return Command.from_dict(data)
+    raise ValueError(f"not an outbox request: {data!r:.200}")
