@@ -61,7 +61,7 @@ from csms_kit.simulator.connect import ConnectOptions, open_link
 from csms_kit.simulator.messages import messages_for
 from csms_kit.simulator.offline import Backoff, OfflineQueue, QueuedMessage
 from csms_kit.simulator.settings import Configuration, DeviceModel, Settings
-from csms_kit.simulator.state import Connector, Transaction
+from csms_kit.simulator.state import Connector, InstalledProfile, Transaction
 from csms_kit.versions import OcppVersion
 from csms_kit.websocket import WebSocketTransport
 
@@ -216,6 +216,8 @@ class StationBehaviour(StationClient):
         #: How many times the station was Accepted at boot.
         self.boots = 0
         self.local_list_version = 0
+        #: The charging profiles the CSMS installed, by id.
+        self.charging_profiles: dict[int, InstalledProfile] = {}
         self._messages = messages_for(self.version)
         self._monitor = monitor or _NO_MONITOR
         self._heartbeat_override = heartbeat_interval

@@ -1,4 +1,5 @@
-"""What a simulated station is made of: :class:`Connector` and :class:`Transaction`.
+"""What a simulated station is made of: :class:`Connector`, :class:`Transaction` and the
+charging profiles the CSMS installed (:class:`InstalledProfile`).
 
 Statuses are kept in OCPP 1.6's words (``Available``, ``Preparing``, ``Charging``,
 ``Finishing``, ``Unavailable``, ...), which say more than 2.x's; the messages of
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from csms_kit.simulator.meter import Meter
 
-__all__ = ["Connector", "Transaction"]
+__all__ = ["Connector", "InstalledProfile", "Transaction"]
 
 
 @dataclass(slots=True, eq=False)
@@ -60,3 +61,17 @@ class Transaction:
         self.stop_reason = reason
         if self.finished is not None and not self.finished.done():
             self.finished.set_result(None)
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledProfile:
+    """A charging profile the CSMS installed, as much of it as the station acts on.
+
+    ``evse_id``: the connector (2.x: EVSE) it applies to, 0 for the whole station;
+    ``purpose`` in the words of the station's version.
+    """
+
+    id: int
+    evse_id: int
+    purpose: str
+    stack_level: int

@@ -9,7 +9,9 @@ The station behaves as :class:`~csms_kit.simulator.behaviour.StationBehaviour` s
 (boot, status, heartbeats, charging, reconnecting) and answers the CSMS's commands
 here, with behaviour behind each answer: a remote start starts a transaction, a Reset
 reboots, TriggerMessage sends what was asked for, ChangeConfiguration and
-SetVariables change what the station does. Override any answer in a subclass::
+SetVariables change what the station does, SetChargingProfile keeps the profile. (A
+firmware update or a log upload is only answered: nothing is downloaded or uploaded.)
+Override any answer in a subclass::
 
     class Stubborn(SimulatedStation):
         @on("Reset")
@@ -31,7 +33,7 @@ from typing import Any
 from csms_kit.clock import current_time
 from csms_kit.routing import after, on
 from csms_kit.simulator.behaviour import StationBehaviour
-from csms_kit.simulator.state import Connector
+from csms_kit.simulator.state import Connector, InstalledProfile
 from csms_kit.versions import OcppVersion
 
 __all__ = ["SimulatedStation", "simulate_station"]
@@ -283,6 +285,78 @@ class SimulatedStation(StationBehaviour):
         connector = self._connector(request.connector_id)
         if connector is not None and connector.transaction is not None:
             await self.stop_transaction(connector.transaction, "UnlockCommand")
+
+    # -- smart charging ------------------------------------------------------------------
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, request: Any) -> dict[str, Any]:
+        """Accepted and kept (in place of one with the same id). Rejected for an unknown
+        connector, and for a TxProfile where no transaction is (or not the one named)."""
+        if self.version is OcppVersion.V16:
+            where, profile = request.connector_id, request.cs_charging_profiles
+            profile_id = profile.charging_profile_id
+        else:
+            where, profile = request.evse_id, request.charging_profile
+            profile_id = profile.id
+        purpose = str(profile.charging_profile_purpose)
+        connector = self._connector(where)
+        if where != 0 and connector is None:
+            return _REJECTED
+        if purpose == "TxProfile":
+            transaction = None if connector is None else connector.transaction
+            named = profile.transaction_id
+            if transaction is None or (named is not None and str(named) != str(transaction.id)):
+                return _REJECTED
+        self.charging_profiles[profile_id] = InstalledProfile(
+            profile_id, where, purpose, profile.stack_level
+        )
+        return _ACCEPTED
+
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, request: Any) -> dict[str, Any]:
+        """Remove the profile with the id given, or those matching every criterion given;
+        Unknown when none does."""
+        if self.version is OcppVersion.V16:
+            profile_id, criteria = request.id, request
+            where = request.connector_id
+        else:
+            profile_id, criteria = request.charging_profile_id, request.charging_profile_criteria
+            where = None if criteria is None else criteria.evse_id
+        purpose = None if criteria is None else criteria.charging_profile_purpose
+        stack_level = None if criteria is None else criteria.stack_level
+        doomed = [
+            p.id
+            for p in self.charging_profiles.values()
+            if (profile_id is None or p.id == profile_id)
+            and (profile_id is not None or where is None or p.evse_id == where)
+            and (profile_id is not None or purpose is None or p.purpose == str(purpose))
+            and (profile_id is not None or stack_level is None or p.stack_level == stack_level)
+        ]
+        for doomed_id in doomed:
+            del self.charging_profiles[doomed_id]
+        return {"status": "Accepted" if doomed else "Unknown"}
+
+    # -- firmware and logs -----------------------------------------------------------------
+
+    @on("UpdateFirmware")
+    def on_update_firmware(self, request: Any) -> dict[str, Any]:
+        """Accepted (1.6: the empty answer). The simulated station downloads nothing."""
+        return {} if self.version is OcppVersion.V16 else _ACCEPTED
+
+    @on("SignedUpdateFirmware")
+    def on_signed_update_firmware(self, request: Any) -> dict[str, Any]:
+        """1.6 security whitepaper: Accepted. The simulated station downloads nothing."""
+        return _ACCEPTED
+
+    @on("GetDiagnostics")
+    def on_get_diagnostics(self, request: Any) -> dict[str, Any]:
+        """1.6: the name of the file it would upload. The simulated station uploads nothing."""
+        return {"fileName": f"{self.station_id}-diagnostics.log"}
+
+    @on("GetLog")
+    def on_get_log(self, request: Any) -> dict[str, Any]:
+        """Accepted, with the name of the file it would upload. It uploads nothing."""
+        return {"status": "Accepted", "filename": f"{self.station_id}-{request.log_type}.log"}
 
     # -- the rest ------------------------------------------------------------------------
 
