@@ -1,6 +1,6 @@
 """The ``csms-kit`` command: ``serve`` the demo CSMS, run the ``demo``, ``call`` a
-station, list the ``stations`` of a registry, or ``simulate`` stations against any CSMS
-(:mod:`csms_kit.simulator.command`)."""
+station, list the ``stations`` of a registry, look at and act on an ``outbox`` store, or
+``simulate`` stations against any CSMS (:mod:`csms_kit.simulator.command`)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,23 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
-from typing import Any
+import typing
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from csms_kit.conformance import command as conformance
 from csms_kit.demo.run import demo, serve_demo
-from csms_kit.exceptions import CallError, CallTimeout, CsmsKitError, StationNotConnected
+from csms_kit.exceptions import (
+    CallError,
+    CallTimeout,
+    CsmsKitError,
+    StationNotConnected,
+    UsageError,
+)
 from csms_kit.simulator import command as simulate_command
+
+if TYPE_CHECKING:
+    from csms_kit.outbox import Outbox, OutboxStore
 
 __all__ = ["main"]
 
@@ -39,9 +49,13 @@ _LOG_LEVELS = {
     "call": (logging.WARNING, logging.INFO),
     "stations": (logging.WARNING, logging.INFO),
     "conformance": (logging.WARNING, logging.INFO),
+    "outbox": (logging.WARNING, logging.INFO),
 }
 #: Exit statuses of ``csms-kit call``, by the error it ends with (1 for any other).
 CALL_ERROR, NOT_CONNECTED, TIMED_OUT = 2, 3, 4
+#: Exit status of ``csms-kit outbox`` and ``serve --outbox`` when the outbox store cannot
+#: be used (corrupt, unwritable, unreachable, or a URL of no known kind).
+STORE_UNUSABLE = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,6 +117,14 @@ def _parser() -> argparse.ArgumentParser:
         "(needs the prometheus extra); with --workers N, worker k serves them on PORT+k-1 "
         "(default: no metrics)",
     )
+    serve.add_argument(
+        "--outbox",
+        default=None,
+        metavar="URL",
+        help="deliver the commands queued in this outbox store to stations once they are "
+        "connected and accepted: a SQLite file path, sqlite:///file.db or "
+        "redis://host:port/db (default: no outbox)",
+    )
     # Set by the parent of --workers on each worker's command line: not for users.
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
@@ -150,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
         default=2.0,
         help="seconds between a station's messages (default: %(default)s)",
     )
+    _outbox_parser(commands)
     conformance.add_parser(commands)
     simulate = simulate_command.add_parser(commands)
     for name, command in (
@@ -166,10 +189,105 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _outbox_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add ``csms-kit outbox list|show|cancel|submit`` to the sub-parsers."""
+    from csms_kit.outbox.submission import Status  # noqa: PLC0415
+
+    # Options every action takes, after its name: ``csms-kit outbox list --store F``.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--store",
+        required=True,
+        metavar="URL",
+        help="the outbox store: a SQLite file path, sqlite:///file.db or redis://host:port/db",
+    )
+    quiet, loud = (logging.getLevelName(level) for level in _LOG_LEVELS["outbox"])
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help=f"log at {loud} instead of {quiet}"
+    )
+    outbox: argparse.ArgumentParser = commands.add_parser(
+        "outbox",
+        help="list, show, cancel or submit the commands of an outbox store",
+        description="Look at and act on an outbox store: the commands queued for stations "
+        "that a 'csms-kit serve --outbox' (or an application's Outbox) delivers. "
+        "Exit status: 0 done, 1 no such submission (or, for cancel, not pending) or a bad "
+        f"payload, {STORE_UNUSABLE} the store cannot be used.",
+    )
+    actions = outbox.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list",
+        parents=[common],
+        help="list submissions, newest first",
+        description="List submissions, newest first: id, station, action, status, time "
+        "submitted, and the error of one that failed.",
+    )
+    listing.add_argument("--station", metavar="ID", help="only this station's submissions")
+    listing.add_argument(
+        "--status", choices=typing.get_args(Status), help="only submissions in this status"
+    )
+    listing.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="list at most N (default: %(default)s)",
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON, one list")
+    show = actions.add_parser(
+        "show",
+        parents=[common],
+        help="show one submission",
+        description="Show everything the store has about one submission.",
+    )
+    show.add_argument("id", help="the submission's id")
+    show.add_argument("--json", action="store_true", help="print JSON, one object")
+    cancel = actions.add_parser(
+        "cancel",
+        parents=[common],
+        help="cancel a pending submission",
+        description="Cancel a submission that is still queued or sent (a CALL already sent "
+        "cannot be taken back: cancelling it only stops resends). Exit status 1 if it is "
+        "unknown or no longer pending.",
+    )
+    cancel.add_argument("id", help="the submission's id")
+    submit = actions.add_parser(
+        "submit",
+        parents=[common],
+        help="queue a CALL for a station and print its submission id",
+        description="Queue ACTION with the JSON PAYLOAD for STATION, sent as is (the "
+        "payload must suit the OCPP version the station speaks) once the station is "
+        "connected and accepted. A serving process notices it within its poll interval.",
+    )
+    submit.add_argument("station", help="the station's identity")
+    submit.add_argument("action", help="the OCPP action, e.g. Reset")
+    submit.add_argument("payload", nargs="?", default="{}", help="the JSON payload (default: {})")
+    submit.add_argument(
+        "--expires-in",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds before it expires unsent (default: the outbox's, 24 hours)",
+    )
+    submit.add_argument(
+        "--supersede-key",
+        default=None,
+        metavar="K",
+        help="a key: this submission replaces a queued one of the station with the same key",
+    )
+    return outbox
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
     return value
 
 
@@ -212,8 +330,10 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_serve(arguments))
             except _Refusal as refusal:
                 print(f"csms-kit serve: {refusal}", file=sys.stderr)
-                return 1
+                return refusal.status
             return 0
+        if arguments.command == "outbox":
+            return asyncio.run(_outbox(arguments))
         if arguments.command == "conformance":
             return conformance.run(arguments)
         if arguments.command == "call":
@@ -229,7 +349,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _Refusal(Exception):
-    """``csms-kit serve`` cannot start as asked: the message says why."""
+    """``csms-kit serve`` cannot start as asked: the message says why, ``status`` is the
+    exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _metrics(host: str, port: int) -> tuple[list[Any], Callable[[], None]]:
@@ -265,8 +390,8 @@ async def _serve(arguments: argparse.Namespace) -> None:
     stop_metrics: Callable[[], None] | None = None
     if arguments.metrics_port is not None:
         instruments, stop_metrics = _metrics(arguments.host, arguments.metrics_port)
-    task = asyncio.ensure_future(
-        serve_demo(
+    if arguments.outbox is None:
+        serving = serve_demo(
             arguments.host,
             arguments.port,
             arguments.registry,
@@ -275,7 +400,9 @@ async def _serve(arguments: argparse.Namespace) -> None:
             reuse_port=arguments.reuse_port,
             instruments=instruments,
         )
-    )
+    else:
+        serving = _serve_demo_with_outbox(arguments, instruments)
+    task = asyncio.ensure_future(serving)
     stopping = False
 
     def stop() -> None:
@@ -317,6 +444,69 @@ async def _serve(arguments: argparse.Namespace) -> None:
             stop_metrics()
 
 
+async def _serve_demo_with_outbox(arguments: argparse.Namespace, instruments: list[Any]) -> None:
+    """What :func:`~csms_kit.demo.run.serve_demo` does, delivering from ``--outbox``.
+
+    The outbox is started before the server, on the server's registry, and closed after
+    it; a store that cannot be used refuses the start (exit status 2).
+    """
+    from csms_kit.cluster import registry_from_url  # noqa: PLC0415
+    from csms_kit.demo.run import demo_server  # noqa: PLC0415
+    from csms_kit.outbox import Outbox  # noqa: PLC0415
+
+    options: dict[str, Any] = {"node_id": arguments.node_id}
+    if not arguments.registry.startswith("memory:"):
+        options["lease_ttl"] = arguments.lease_ttl
+    async with contextlib.AsyncExitStack() as stack:
+        registry = await stack.enter_async_context(
+            registry_from_url(arguments.registry, **options)
+        )
+        outbox = Outbox(_outbox_store(arguments.outbox), registry=registry)
+        try:
+            await stack.enter_async_context(outbox)
+        except CsmsKitError as exc:
+            raise _Refusal(str(exc), STORE_UNUSABLE) from None
+        server = await stack.enter_async_context(
+            demo_server(
+                arguments.host,
+                arguments.port,
+                registry=registry,
+                reuse_port=arguments.reuse_port,
+                instruments=instruments,
+                outbox=outbox,
+            )
+        )
+        print(
+            f"csms_kit demo CSMS on ws://{arguments.host}:{server.port}/<station id> "
+            f"(node {registry.node_id}, registry {arguments.registry}, "
+            f"outbox {arguments.outbox})",
+            flush=True,
+        )
+        await server.serve_forever()
+
+
+def _outbox_store(url: str) -> OutboxStore:
+    """The outbox store at ``url``; :class:`_Refusal` (exit status 2) if there is none."""
+    from csms_kit.outbox import store_from_url  # noqa: PLC0415
+
+    try:
+        return store_from_url(url)
+    except UsageError as exc:
+        raise _Refusal(str(exc), STORE_UNUSABLE) from None
+    except ImportError as exc:  # redis:// without the redis extra
+        raise _Refusal(f"outbox store {url}: {exc}", STORE_UNUSABLE) from None
+
+
+async def _check_outbox_store(url: str) -> None:
+    """Open and close the store at ``url``; :class:`_Refusal` if it cannot be used."""
+    store = _outbox_store(url)
+    try:
+        async with store:
+            pass
+    except CsmsKitError as exc:
+        raise _Refusal(str(exc), STORE_UNUSABLE) from None
+
+
 async def _watch_parent(parent_pid: int, stop: Callable[[], None]) -> None:
     """Stop a worker whose parent is gone (killed with SIGKILL, say)."""
     while True:
@@ -331,6 +521,13 @@ def _serve_workers(arguments: argparse.Namespace) -> int:
     """Run ``--workers N`` worker processes; forward SIGINT/SIGTERM; 1 if one failed."""
     from csms_kit.workers import WorkerGroup, worker_command  # noqa: PLC0415
 
+    if arguments.outbox is not None:
+        # Each worker would refuse to start; one clear error from the parent instead.
+        try:
+            asyncio.run(_check_outbox_store(arguments.outbox))
+        except _Refusal as refusal:
+            print(f"csms-kit serve: {refusal}", file=sys.stderr)
+            return refusal.status
     base = arguments.node_id or f"{socket.gethostname()}:{os.getpid()}"
     names = [f"{base}-{k}" for k in range(1, arguments.workers + 1)]
     commands = [
@@ -348,6 +545,9 @@ def _serve_workers(arguments: argparse.Namespace) -> int:
         for k, command in enumerate(commands):
             port = arguments.metrics_port + k if arguments.metrics_port else 0
             command += ["--metrics-port", str(port)]
+    if arguments.outbox is not None:  # every worker delivers to the stations it holds
+        for command in commands:
+            command += ["--outbox", arguments.outbox]
     group = WorkerGroup(commands, names=names)
 
     def forward(signum: int, frame: Any) -> None:
@@ -413,6 +613,111 @@ async def _stations(registry_url: str, as_json: bool) -> int:
             f"{record.connected_at.isoformat(timespec='seconds')}"
         )
     return 0
+
+
+async def _outbox(arguments: argparse.Namespace) -> int:
+    """``csms-kit outbox ACTION``: open the store, act, print; the exit status."""
+    from csms_kit.outbox import Outbox, OutboxStoreError  # noqa: PLC0415
+
+    name = f"csms-kit outbox {arguments.outbox_command}"
+    try:
+        # No registry: this outbox never delivers, it only reads and writes the store.
+        outbox = Outbox(_outbox_store(arguments.store))
+    except _Refusal as refusal:
+        print(f"{name}: {refusal}", file=sys.stderr)
+        return refusal.status
+    try:
+        async with outbox:
+            act = _OUTBOX_ACTIONS[arguments.outbox_command]
+            return await act(outbox, arguments, name)
+    except OutboxStoreError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return STORE_UNUSABLE
+    except CsmsKitError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _outbox_list(outbox: Outbox, arguments: argparse.Namespace, name: str) -> int:
+    found = await outbox.find(
+        station_id=arguments.station, status=arguments.status, limit=arguments.limit
+    )
+    if arguments.json:
+        print(json.dumps([submission.to_dict() for submission in found]))
+        return 0
+    for submission in found:
+        line = (
+            f"{submission.id}\t{submission.station_id}\t{submission.action}\t"
+            f"{submission.status}\t{submission.submitted_at.isoformat(timespec='seconds')}"
+        )
+        if submission.status == "failed":
+            line += f"\t{submission.error_code}: {submission.error}"
+        print(line)
+    return 0
+
+
+async def _outbox_show(outbox: Outbox, arguments: argparse.Namespace, name: str) -> int:
+    submission = await outbox.get(arguments.id)
+    if submission is None:
+        print(f"{name}: no submission {arguments.id!r} in the store", file=sys.stderr)
+        return 1
+    data = submission.to_dict()
+    if arguments.json:
+        print(json.dumps(data))
+        return 0
+    width = max(len(key) for key in data)
+    for key, value in data.items():
+        if value is not None:
+            shown = value if isinstance(value, str) else json.dumps(value)
+            print(f"{key.ljust(width)}  {shown}")
+    return 0
+
+
+async def _outbox_cancel(outbox: Outbox, arguments: argparse.Namespace, name: str) -> int:
+    cancelled = await outbox.cancel(arguments.id)
+    if cancelled is None:
+        submission = await outbox.get(arguments.id)
+        why = (
+            f"no submission {arguments.id!r} in the store"
+            if submission is None
+            else f"submission {arguments.id} is {submission.status}, not pending"
+        )
+        print(f"{name}: {why}", file=sys.stderr)
+        return 1
+    note = ""
+    if cancelled.attempts:
+        note = " (its CALL was already sent: the station may still act on it)"
+    print(f"cancelled {cancelled.id}{note}")
+    return 0
+
+
+async def _outbox_submit(outbox: Outbox, arguments: argparse.Namespace, name: str) -> int:
+    from csms_kit.outbox import RawCall  # noqa: PLC0415
+
+    try:
+        payload: Any = json.loads(arguments.payload)
+    except ValueError as exc:
+        print(f"{name}: the payload is not JSON: {exc}", file=sys.stderr)
+        return 1
+    if not isinstance(payload, dict):
+        print(f"{name}: the payload must be a JSON object", file=sys.stderr)
+        return 1
+    submission = await outbox.submit(
+        arguments.station,
+        RawCall(arguments.action, payload),
+        expires_in=arguments.expires_in,
+        supersede_key=arguments.supersede_key,
+    )
+    print(submission.id)
+    return 0
+
+
+_OUTBOX_ACTIONS: dict[str, Callable[[Outbox, argparse.Namespace, str], Awaitable[int]]] = {
+    "list": _outbox_list,
+    "show": _outbox_show,
+    "cancel": _outbox_cancel,
+    "submit": _outbox_submit,
+}
 
 
 if __name__ == "__main__":
