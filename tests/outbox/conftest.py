@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from csms_kit.outbox import Outbox, RawCall
 from csms_kit.pytest_plugin import LiveCsms
 from csms_kit.routing import on
 from csms_kit.simulator import SimulatedStation
+from tests.cluster import conftest as cluster
 
 #: Fast delivery for tests: no boot pause, no pacing.
 FAST = {"start_delay": 0.0, "interval": 0.0, "poll_interval": 0.2}
@@ -92,3 +94,14 @@ async def csms_with(csms_server_factory: Any) -> Callable[..., Any]:
         return live
 
     return start
+
+
+# The cluster tests' redis-server (started once per session, when a test asks): the
+# RedisStore's tests use it, each under a prefix of its own (``redis_prefix``).
+redis_url = cluster.redis_url
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """Key prefix no other test uses: the test's own outbox in the shared redis-server."""
+    return f"test-{uuid.uuid4().hex[:8]}:outbox"
