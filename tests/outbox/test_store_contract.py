@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from csms_kit.outbox import OutboxStore, OutboxStoreError, SqliteStore, Submission, store_from_url
+from csms_kit.outbox import (
+    OutboxStore,
+    OutboxStoreError,
+    SqliteStore,
+    Status,
+    Submission,
+    store_from_url,
+)
 from csms_kit.outbox.redis import RedisStore
 from tests.cluster.processes import HOST, free_port, kill, start_listening
 from tests.helpers import wait_until
@@ -389,7 +396,11 @@ async def test_find_with_a_status_looks_past_many_newer_submissions(
 
     assert [s.id for s in await store.find(status="answered")] == [oldest.id]
     assert [s.id for s in await store.find(station_id="CP-1", status="answered")] == [oldest.id]
-    for status, matching in (("queued", queued), ("cancelled", cancelled)):
+    by_status: list[tuple[Status, list[Submission]]] = [
+        ("queued", queued),
+        ("cancelled", cancelled),
+    ]
+    for status, matching in by_status:
         newest = [s.id for s in reversed(matching)]
         assert [s.id for s in await store.find(status=status, limit=3)] == newest[:3]
         assert [s.id for s in await store.find(status=status, limit=200)] == newest[:200]
