@@ -390,18 +390,7 @@ async def _serve(arguments: argparse.Namespace) -> None:
     stop_metrics: Callable[[], None] | None = None
     if arguments.metrics_port is not None:
         instruments, stop_metrics = _metrics(arguments.host, arguments.metrics_port)
-    if arguments.outbox is None:
-        serving = serve_demo(
-            arguments.host,
-            arguments.port,
-            arguments.registry,
-            arguments.node_id,
-            arguments.lease_ttl,
-            reuse_port=arguments.reuse_port,
-            instruments=instruments,
-        )
-    else:
-        serving = _serve_demo_with_outbox(arguments, instruments)
+    serving = _serve_demo(arguments, instruments)
     task = asyncio.ensure_future(serving)
     stopping = False
 
@@ -444,45 +433,24 @@ async def _serve(arguments: argparse.Namespace) -> None:
             stop_metrics()
 
 
-async def _serve_demo_with_outbox(arguments: argparse.Namespace, instruments: list[Any]) -> None:
-    """What :func:`~csms_kit.demo.run.serve_demo` does, delivering from ``--outbox``.
+async def _serve_demo(arguments: argparse.Namespace, instruments: list[Any]) -> None:
+    """:func:`~csms_kit.demo.run.serve_demo` with the options; exit status 2 for an
+    ``--outbox`` store that cannot be used."""
+    from csms_kit.outbox import OutboxStoreError  # noqa: PLC0415
 
-    The outbox is started before the server, on the server's registry, and closed after
-    it; a store that cannot be used refuses the start (exit status 2).
-    """
-    from csms_kit.cluster import registry_from_url  # noqa: PLC0415
-    from csms_kit.demo.run import demo_server  # noqa: PLC0415
-    from csms_kit.outbox import Outbox  # noqa: PLC0415
-
-    options: dict[str, Any] = {"node_id": arguments.node_id}
-    if not arguments.registry.startswith("memory:"):
-        options["lease_ttl"] = arguments.lease_ttl
-    async with contextlib.AsyncExitStack() as stack:
-        registry = await stack.enter_async_context(
-            registry_from_url(arguments.registry, **options)
+    try:
+        await serve_demo(
+            arguments.host,
+            arguments.port,
+            arguments.registry,
+            arguments.node_id,
+            arguments.lease_ttl,
+            reuse_port=arguments.reuse_port,
+            instruments=instruments,
+            outbox=None if arguments.outbox is None else _outbox_store(arguments.outbox),
         )
-        outbox = Outbox(_outbox_store(arguments.outbox), registry=registry)
-        try:
-            await stack.enter_async_context(outbox)
-        except CsmsKitError as exc:
-            raise _Refusal(str(exc), STORE_UNUSABLE) from None
-        server = await stack.enter_async_context(
-            demo_server(
-                arguments.host,
-                arguments.port,
-                registry=registry,
-                reuse_port=arguments.reuse_port,
-                instruments=instruments,
-                outbox=outbox,
-            )
-        )
-        print(
-            f"csms_kit demo CSMS on ws://{arguments.host}:{server.port}/<station id> "
-            f"(node {registry.node_id}, registry {arguments.registry}, "
-            f"outbox {arguments.outbox})",
-            flush=True,
-        )
-        await server.serve_forever()
+    except OutboxStoreError as exc:
+        raise _Refusal(str(exc), STORE_UNUSABLE) from None
 
 
 def _outbox_store(url: str) -> OutboxStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sys
@@ -12,6 +13,7 @@ from typing import Any, TextIO
 
 from csms_kit.demo.csms import DemoCsms
 from csms_kit.exceptions import CsmsKitError
+from csms_kit.outbox import Outbox, OutboxStore
 from csms_kit.registry import InMemoryRegistry
 from csms_kit.server import CsmsServer, serve
 from csms_kit.session import StationSession
@@ -52,26 +54,40 @@ async def serve_demo(
     *,
     reuse_port: bool = False,
     instruments: Sequence[Any] = (),
+    outbox: OutboxStore | None = None,
 ) -> None:
     """Run the demo CSMS until cancelled, on the registry at ``registry_url``.
 
     ``reuse_port`` lets other processes listen on the same port (``--workers``);
-    ``instruments`` (metrics) go to :func:`~csms_kit.server.serve`.
+    ``instruments`` (metrics) go to :func:`~csms_kit.server.serve`; commands queued
+    in the ``outbox`` store are delivered (an unusable store raises
+    :class:`~csms_kit.outbox.OutboxStoreError` before the server starts).
     """
     from csms_kit.cluster import registry_from_url  # noqa: PLC0415 - a cycle otherwise
 
     options: dict[str, Any] = {"node_id": node_id}
     if not registry_url.startswith("memory:"):
         options["lease_ttl"] = lease_ttl
-    async with (
-        registry_from_url(registry_url, **options) as registry,
-        demo_server(
-            host, port, registry=registry, reuse_port=reuse_port, instruments=instruments
-        ) as server,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        registry = await stack.enter_async_context(registry_from_url(registry_url, **options))
+        delivering = None
+        if outbox is not None:
+            delivering = await stack.enter_async_context(Outbox(outbox, registry=registry))
+        server = await stack.enter_async_context(
+            demo_server(
+                host,
+                port,
+                registry=registry,
+                reuse_port=reuse_port,
+                instruments=instruments,
+                outbox=delivering,
+            )
+        )
         print(
             f"csms_kit demo CSMS on ws://{host}:{server.port}/<station id> "
-            f"(node {registry.node_id}, registry {registry_url})",
+            f"(node {registry.node_id}, registry {registry_url}"
+            + ("" if outbox is None else f", outbox {outbox!r}")
+            + ")",
             flush=True,
         )
         await server.serve_forever()
