@@ -89,6 +89,8 @@ async def test_find_filters_by_station_and_status_newest_first(make_outbox: Any)
     assert [s.id for s in await outbox.find(station_id="CP-1")] == [c.id, a.id]
     assert [s.id for s in await outbox.find(status="cancelled")] == [c.id]
     assert [s.id for s in await outbox.find(limit=1)] == [c.id]
+    with pytest.raises(UsageError, match="limit"):
+        await outbox.find(limit=0)
 
 
 def test_options_are_checked() -> None:

@@ -230,6 +230,8 @@ class Outbox:
     ) -> list[Submission]:
         """Submissions, newest first, optionally of one station and/or status."""
         self._check_started()
+        if limit < 1:
+            raise UsageError(f"limit must be at least 1, not {limit}")
         return await self.store.find(station_id=station_id, status=status, limit=limit)
 
     async def cancel(self, submission_id: str) -> Submission | None:
