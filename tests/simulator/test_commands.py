@@ -40,6 +40,12 @@ COVERED = {
     "GetLocalListVersion": "test_small_commands",
     "SendLocalList": "test_small_commands",
     "GetTransactionStatus": "test_get_transaction_status",
+    "SetChargingProfile": "test_charging_profiles",
+    "ClearChargingProfile": "test_charging_profiles",
+    "UpdateFirmware": "test_firmware_and_logs",
+    "SignedUpdateFirmware": "test_firmware_and_logs",
+    "GetDiagnostics": "test_firmware_and_logs",
+    "GetLog": "test_firmware_and_logs",
 }
 
 
@@ -417,3 +423,102 @@ async def test_get_transaction_status(version: OcppVersion, csms: Recorder) -> N
         assert answer.ongoing_indicator is False
         answer = await csms.call("CP-1", "GetTransactionStatus", {})
         assert answer.messages_in_queue is False and answer.ongoing_indicator is None
+
+
+# -- smart charging, firmware and logs ----------------------------------------------------
+
+
+def _profile(version: OcppVersion, profile_id: int, purpose: str, **extra: Any) -> dict[str, Any]:
+    schedule = {
+        "chargingRateUnit": "A",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}],
+    }
+    if version is V16:
+        return {
+            "chargingProfileId": profile_id,
+            "stackLevel": 0,
+            "chargingProfilePurpose": purpose,
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": schedule,
+            **extra,
+        }
+    return {
+        "id": profile_id,
+        "stackLevel": 0,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": [{"id": 1, **schedule}],
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=str)
+async def test_charging_profiles(version: OcppVersion, csms: Recorder) -> None:
+    """Profiles are kept by id; a TxProfile needs the transaction; clearing by id or by
+    criteria removes what matches, Unknown when nothing does."""
+    maximum = "ChargePointMaxProfile" if version is V16 else "ChargingStationMaxProfile"
+    where = "connectorId" if version is V16 else "evseId"
+    key = "csChargingProfiles" if version is V16 else "chargingProfile"
+
+    async def install(evse: int, profile: dict[str, Any]) -> str:
+        answer = await csms.call("CP-1", "SetChargingProfile", {where: evse, key: profile})
+        return str(answer.status)
+
+    async with simulate_station(csms.url, "CP-1", version, connectors=2) as station:
+        assert await install(0, _profile(version, 1, maximum)) == "Accepted"
+        assert await install(2, _profile(version, 2, "TxDefaultProfile")) == "Accepted"
+        assert await install(3, _profile(version, 3, "TxDefaultProfile")) == "Rejected"
+        assert await install(1, _profile(version, 4, "TxProfile")) == "Rejected"  # no transaction
+        transaction = await station.start_transaction(1)
+        other = 999 if version is V16 else "other"
+        tx = _profile(version, 4, "TxProfile", transactionId=other)
+        assert await install(1, tx) == "Rejected"
+        tx["transactionId"] = transaction.id
+        assert await install(1, tx) == "Accepted"
+        assert [(p.id, p.evse_id, p.purpose) for p in station.charging_profiles.values()] == [
+            (1, 0, maximum),
+            (2, 2, "TxDefaultProfile"),
+            (4, 1, "TxProfile"),
+        ]
+        if version is V16:
+            by_criteria = {"connectorId": 2, "chargingProfilePurpose": "TxDefaultProfile"}
+            by_id = {"id": 4, "connectorId": 2}  # the id alone decides
+        else:
+            by_criteria = {"chargingProfileCriteria": {"evseId": 2, "stackLevel": 0}}
+            by_id = {"chargingProfileId": 4, "chargingProfileCriteria": {"evseId": 2}}
+        assert (await csms.call("CP-1", "ClearChargingProfile", by_criteria)).status == "Accepted"
+        assert (await csms.call("CP-1", "ClearChargingProfile", by_id)).status == "Accepted"
+        assert list(station.charging_profiles) == [1]
+        assert (await csms.call("CP-1", "ClearChargingProfile", by_id)).status == "Unknown"
+        assert (await csms.call("CP-1", "ClearChargingProfile", {})).status == "Accepted"
+        assert not station.charging_profiles
+        await station.stop_transaction(transaction)
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=str)
+async def test_firmware_and_logs(version: OcppVersion, csms: Recorder) -> None:
+    """Firmware updates and log uploads are answered (nothing is fetched or sent)."""
+    now = "2026-03-01T12:00:00Z"
+    firmware = {
+        "location": "https://example.com/fw.bin",
+        "retrieveDateTime": now,
+        "signingCertificate": "CERT",
+        "signature": "SIG",
+    }
+    log = {"logType": "SecurityLog", "requestId": 1, "log": {"remoteLocation": "ftp://x/"}}
+    async with simulate_station(csms.url, "CP-1", version):
+        if version is V16:
+            plain = {"location": "https://example.com/fw.bin", "retrieveDate": now}
+            assert await csms.call("CP-1", "UpdateFirmware", plain) is not None
+            signed = {"requestId": 1, "firmware": firmware}
+            answer = await csms.call("CP-1", "SignedUpdateFirmware", signed)
+            assert answer.status == "Accepted"
+            answer = await csms.call("CP-1", "GetDiagnostics", {"location": "ftp://x/"})
+            assert answer.file_name == "CP-1-diagnostics.log"
+        else:
+            answer = await csms.call(
+                "CP-1", "UpdateFirmware", {"requestId": 1, "firmware": firmware}
+            )
+            assert answer.status == "Accepted"
+        answer = await csms.call("CP-1", "GetLog", log)
+        assert (answer.status, answer.filename) == ("Accepted", "CP-1-SecurityLog.log")

@@ -217,7 +217,9 @@ def transaction_id_for(version: OcppVersion, value: int | str, what: str) -> int
         return value
     if value.isascii() and value.isdigit():
         return int(value)
-    raise UsageError(f"{what}: OCPP 1.6 transaction ids are integers, not {value!r}")
+    raise UsageError(
+        f"{what} for an OCPP 1.6 station: 1.6 transaction ids are integers, not {value!r}"
+    )
 
 
 def compact(payload: dict[str, Any]) -> dict[str, Any]:

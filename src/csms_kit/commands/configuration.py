@@ -122,7 +122,10 @@ class GetConfiguration(Command[ConfigurationResult]):
         object.__setattr__(self, "keys", keys or None)
 
     def _wire_keys(self, version: OcppVersion) -> list[str | DeviceVariable]:
-        return [_key_for(version, key) for key in self.keys or ()]
+        try:
+            return [_key_for(version, key) for key in self.keys or ()]
+        except UsageError as exc:
+            raise self._unsupported(version, str(exc)) from None
 
     def request(self, version: OcppVersion) -> tuple[str, dict[str, Any]]:
         if version is V16:
@@ -225,7 +228,10 @@ class SetConfiguration(Command[CommandResult]):
         object.__setattr__(self, "value", value)
 
     def request(self, version: OcppVersion) -> tuple[str, dict[str, Any]]:
-        wire = _key_for(version, self.key)
+        try:
+            wire = _key_for(version, self.key)
+        except UsageError as exc:
+            raise self._unsupported(version, str(exc)) from None
         if isinstance(wire, str):
             return "ChangeConfiguration", {"key": wire, "value": self.value}
         item = {

@@ -1,11 +1,11 @@
 """OCPP 1.6 configuration keys and the OCPP 2.x device-model variables that match them.
 
 :data:`STANDARD_KEYS` maps each standard 1.6 key (OCPP 1.6 section 9, and the keys of
-the 1.6 security whitepaper) to the 2.x :class:`DeviceVariable` that holds the same
-setting, or to ``None`` where 2.x has none. The table is the one in
-``docs/commands.md``; values are passed unchanged in both directions (both versions
-write booleans ``true``/``false``, intervals in seconds and lists comma-separated),
-and the few keys whose meaning or format differs are said there.
+the 1.6 security and ISO 15118 Plug & Charge whitepapers) to the 2.x
+:class:`DeviceVariable` that holds the same setting, or to ``None`` where 2.x has none.
+The table is the one in ``docs/commands.md``. Values are passed unchanged in both
+directions (both versions write booleans ``true``/``false``, intervals in seconds and
+lists comma-separated); the few keys whose meaning or format differs are noted there.
 """
 
 from __future__ import annotations
@@ -153,6 +153,12 @@ STANDARD_KEYS: Mapping[str, DeviceVariable | None] = {
     "CertificateStoreMaxLength": None,
     "CpoName": _v("SecurityCtrlr", "OrganizationName"),
     "SecurityProfile": _v("SecurityCtrlr", "SecurityProfile"),
+    # ISO 15118 Plug & Charge whitepaper (1.6)
+    "CentralContractValidationAllowed": _v("ISO15118Ctrlr", "CentralContractValidationAllowed"),
+    "CertSigningRepeatTimes": _v("SecurityCtrlr", "CertSigningRepeatTimes"),
+    "CertSigningWaitMinimum": _v("SecurityCtrlr", "CertSigningWaitMinimum"),
+    "ContractValidationOffline": _v("ISO15118Ctrlr", "ContractValidationOffline"),
+    "ISO15118PnCEnabled": _v("ISO15118Ctrlr", "PnCEnabled"),
 }
 
 _KEY_OF: dict[DeviceVariable, str] = {

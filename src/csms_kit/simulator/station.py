@@ -356,7 +356,8 @@ class SimulatedStation(StationBehaviour):
     @on("GetLog")
     def on_get_log(self, request: Any) -> dict[str, Any]:
         """Accepted, with the name of the file it would upload. It uploads nothing."""
-        return {"status": "Accepted", "filename": f"{self.station_id}-{request.log_type}.log"}
+        log_type = str(request.log_type)
+        return {"status": "Accepted", "filename": f"{self.station_id}-{log_type}.log"}
 
     # -- the rest ------------------------------------------------------------------------
 
