@@ -642,7 +642,8 @@ def test_a_command_survives_json(command: Command[Any]) -> None:
 
 def test_every_command_kind_is_in_the_table() -> None:
     """Each command class has a case above (so each is built and stored in a test)."""
-    assert {type(c) for c, _ in CASES} == set(Command._kinds.values())
+    ours = {k for k in Command._kinds.values() if k.__module__.startswith("csms_kit.")}
+    assert {type(c) for c, _ in CASES} == ours
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pytest
 
@@ -25,6 +27,8 @@ from csms_kit.commands import (
     ChargingProfile,
     ChargingSchedule,
     ChargingSchedulePeriod,
+    Command,
+    CommandResult,
     DeviceVariable,
 )
 from csms_kit.pytest_plugin import LiveCsms, StationFactory
@@ -445,3 +449,32 @@ async def test_2x_only_arguments(
         registry, "CP-1", operative=False, evse_id=1, connector_id=1
     )
     assert result.accepted
+
+
+@dataclass(frozen=True)
+class Ping(Command[CommandResult]):
+    """A command of the application's own, as docs/commands.md shows."""
+
+    name: ClassVar[str] = "tests_vendor_ping"
+    vendor_id: str
+    text: str
+
+    def request(self, version: OcppVersion) -> tuple[str, dict[str, Any]]:
+        return "DataTransfer", {"vendorId": self.vendor_id, "data": self.text}
+
+    def result(self, version: OcppVersion, payload: Mapping[str, Any]) -> CommandResult:
+        status = payload.get("status")
+        return CommandResult(accepted=status == "Accepted", status=status, response=dict(payload))
+
+
+@every_version
+async def test_a_command_of_the_application_s_own(
+    csms_server: LiveCsms, make_station: StationFactory, ocpp_version: str
+) -> None:
+    """A Command subclass is stored, read back and sent like the built-in ones."""
+    station = await make_station("CP-1")
+    stored = Ping(station.vendor, "hello").to_dict()
+    command = Command.from_dict(stored)
+    assert command == Ping(station.vendor, "hello")
+    result = await command.send(csms_server.registry, "CP-1")
+    assert (result.accepted, result.response.get("data")) == (True, "hello")

@@ -71,6 +71,11 @@ class Command(abc.ABC, Generic[ResultT]):
     Subclasses are frozen dataclasses named for what they do (:class:`Reset`,
     :class:`SetConfiguration`...); ``name`` is the word :meth:`to_dict` stores. See
     the module docstring for how the outbox uses the seam.
+
+    A command of your own (a vendor's DataTransfer, say) is a subclass too: a frozen
+    dataclass of JSON values with a ``name`` no other command has, and
+    :meth:`request` and :meth:`result`. :meth:`from_dict` knows it once its class
+    is defined.
     """
 
     #: The command's name in :meth:`to_dict`'s data, e.g. ``"reset"``.

@@ -171,7 +171,9 @@ class GetLog(Command[LogResult]):
 
     def __post_init__(self) -> None:
         check_choice(
-            self.log_type, ("DiagnosticsLog", "SecurityLog", "DataCollectorLog"), "log_type"
+            self.log_type,
+            ("DiagnosticsLog", "SecurityLog", "DataCollectorLog"),
+            f"{self.name}: log_type",
         )
         object.__setattr__(self, "oldest", optional_timestamp(self.oldest, self.name))
         object.__setattr__(self, "latest", optional_timestamp(self.latest, self.name))
