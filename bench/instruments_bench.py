@@ -57,8 +57,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from connection_memory import BenchError, environment
-from server_bench import Rig, Settings, interleaved, log, summarize_windows, table
+from connection_memory import environment
+from server_bench import (
+    Rig,
+    Settings,
+    interleaved,
+    log,
+    run_measurement,
+    summarize_windows,
+    table,
+)
 
 #: The instruments of each variant ("": none), in this order; the first is the reference.
 VARIANTS = ("", "noop", "metrics", "tracing", "tracing_sampled", "metrics,tracing")
@@ -270,18 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = dataclasses.replace(settings, heartbeat_window=window)
     rounds = args.rounds or (1 if args.quick else 9)
     how = "separate" if args.separate else "switched"
-    try:
-        result = asyncio.run(
-            asyncio.wait_for(
-                measure(settings, rounds, variants, args.period, how), settings.deadline
-            )
-        )
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; child processes stopped", file=sys.stderr)
-        return 130
+    result = run_measurement(
+        measure(settings, rounds, variants, args.period, how), settings.deadline
+    )
+    if isinstance(result, int):
+        return result
     result["ratios"] = ratios(result)
     result["loadavg_end"] = os.getloadavg()
     if args.json:

@@ -99,7 +99,7 @@ from connection_memory import BenchError, Child, environment, read_status
 from instruments_bench import ratios
 from instruments_bench import render as render_hot_path
 from server_bench import SCRIPT as SERVER_BENCH
-from server_bench import Rig, Settings, interleaved, log, table
+from server_bench import Rig, Settings, interleaved, log, run_measurement, table
 
 SCRIPT = os.path.abspath(__file__)
 PARTS = ("hot", "flush")
@@ -885,21 +885,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     flush_settings = FlushSettings.quick() if args.quick else FlushSettings.full()
     if args.flush_rounds:
         flush_settings = dataclasses.replace(flush_settings, rounds=args.flush_rounds)
-    try:
-        result = asyncio.run(
-            asyncio.wait_for(
-                measure(settings, rounds, args.period, flush_settings, parts), settings.deadline
-            )
-        )
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except asyncio.TimeoutError:
-        print(f"error: the run took more than {settings.deadline:g} s", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; child processes stopped", file=sys.stderr)
-        return 130
+    result = run_measurement(
+        measure(settings, rounds, args.period, flush_settings, parts), settings.deadline
+    )
+    if isinstance(result, int):
+        return result
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(result, out, indent=2)

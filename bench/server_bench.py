@@ -61,12 +61,14 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from _bench_servers import EXTRA_KINDS, KINDS
 from connection_memory import BenchError, Child
+
+T = TypeVar("T")
 
 SCRIPT = os.path.abspath(__file__)
 SCENARIOS = ("heartbeat", "mixed", "idle10k", "compression", "storm")
@@ -1095,6 +1097,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_measurement(measurement: Coroutine[Any, Any, T], deadline: float) -> T | int:
+    """``asyncio.run`` a bench's measurement within ``deadline`` seconds.
+
+    Its result, or the exit status after saying what went wrong: 1 for a failed or
+    overlong run, 130 when interrupted (the children are stopped either way).
+    """
+    try:
+        return asyncio.run(asyncio.wait_for(measurement, deadline))
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except asyncio.TimeoutError:
+        print(f"error: the run took more than {deadline:g} s", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; child processes stopped", file=sys.stderr)
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.role == "server":
@@ -1128,19 +1149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.quick() if args.quick else Settings.full()
     if args.recv_buffer:
         settings = dataclasses.replace(settings, recv_buffer=args.recv_buffer)
-    try:
-        results = asyncio.run(
-            asyncio.wait_for(orchestrate(settings, chosen, args.label), settings.deadline)
-        )
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except asyncio.TimeoutError:
-        print(f"error: the run took more than {settings.deadline:g} s", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; child processes stopped", file=sys.stderr)
-        return 130
+    results = run_measurement(orchestrate(settings, chosen, args.label), settings.deadline)
+    if isinstance(results, int):
+        return results
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(results, out, indent=2)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -31,3 +32,16 @@ async def asyncio_hygiene() -> AsyncIterator[None]:
         await asyncio.sleep(0)
     leaked = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
     assert not leaked, f"tasks leaked by the test: {leaked}"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo the logging set-up ``csms_kit.cli.main`` does, which would leak into later
+    tests. Use it with ``pytestmark = pytest.mark.usefixtures("restore_logging")``."""
+    root = logging.getLogger()
+    quiet = logging.getLogger("csms_kit.websockets")
+    handlers, level, quiet_level = root.handlers[:], root.level, quiet.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    quiet.setLevel(quiet_level)

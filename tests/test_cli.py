@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,17 +9,7 @@ import pytest
 import csms_kit
 from csms_kit import cli
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Undo the logging set-up ``main`` does, which would leak into later tests."""
-    root = logging.getLogger()
-    quiet = logging.getLogger("csms_kit.websockets")
-    handlers, level, quiet_level = root.handlers[:], root.level, quiet.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    quiet.setLevel(quiet_level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def run(argv: list[str]) -> int | str | None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +22,7 @@ from tests.outbox.conftest import Recording
 PAYLOAD = '{"vendorId": "csms_kit-sim", "data": "1"}'
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Undo the logging set-up ``main`` does, which would leak into later tests."""
-    root = logging.getLogger()
-    quiet = logging.getLogger("csms_kit.websockets")
-    handlers, level, quiet_level = root.handlers[:], root.level, quiet.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    quiet.setLevel(quiet_level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture
