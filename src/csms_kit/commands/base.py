@@ -244,17 +244,29 @@ def reason_of(payload: Mapping[str, Any], key: str = "statusInfo") -> str | None
     return None
 
 
-def simple_result(
-    payload: Mapping[str, Any], accepted_statuses: tuple[str, ...] = ("Accepted",)
-) -> CommandResult:
-    """The result of an answer that is a status (and, in 2.x, a statusInfo)."""
+def status_result(
+    payload: Mapping[str, Any],
+    accepted_statuses: tuple[str, ...],
+    kind: type[ResultT],
+    **data: Any,
+) -> ResultT:
+    """A ``kind`` result of an answer with a status (and, in 2.x, a statusInfo), plus
+    the command's own ``data`` fields."""
     status = status_of(payload)
-    return CommandResult(
+    return kind(
         accepted=status in accepted_statuses,
         status=status,
         reason=reason_of(payload),
         response=dict(payload),
+        **data,
     )
+
+
+def simple_result(
+    payload: Mapping[str, Any], accepted_statuses: tuple[str, ...] = ("Accepted",)
+) -> CommandResult:
+    """The result of an answer that is a status (and, in 2.x, a statusInfo)."""
+    return status_result(payload, accepted_statuses, CommandResult)
 
 
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> None:

@@ -22,9 +22,8 @@ from csms_kit.commands.base import (
     CommandResult,
     Target,
     check_choice,
-    reason_of,
     simple_result,
-    status_of,
+    status_result,
 )
 from csms_kit.exceptions import UsageError
 from csms_kit.versions import OcppVersion
@@ -365,14 +364,7 @@ class DataTransfer(Command[DataTransferResult]):
         return "DataTransfer", payload
 
     def result(self, version: OcppVersion, payload: Mapping[str, Any]) -> DataTransferResult:
-        status = status_of(payload)
-        return DataTransferResult(
-            accepted=status == "Accepted",
-            status=status,
-            reason=reason_of(payload),
-            response=dict(payload),
-            data=payload.get("data"),
-        )
+        return status_result(payload, ("Accepted",), DataTransferResult, data=payload.get("data"))
 
 
 async def data_transfer(

@@ -23,8 +23,7 @@ from csms_kit.commands.base import (
     compact,
     new_request_id,
     optional_timestamp,
-    reason_of,
-    status_of,
+    status_result,
     timestamp,
 )
 from csms_kit.versions import OcppVersion
@@ -130,14 +129,7 @@ class UpdateFirmware(Command[UpdateFirmwareResult]):
     def result(self, version: OcppVersion, payload: Mapping[str, Any]) -> UpdateFirmwareResult:
         if self._is_plain_16(version):
             return UpdateFirmwareResult(accepted=True, status=None, response=dict(payload))
-        status = status_of(payload)
-        return UpdateFirmwareResult(
-            accepted=status in _ACCEPTED,
-            status=status,
-            reason=reason_of(payload),
-            response=dict(payload),
-            request_id=self.request_id,
-        )
+        return status_result(payload, _ACCEPTED, UpdateFirmwareResult, request_id=self.request_id)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,12 +212,10 @@ class GetLog(Command[LogResult]):
                 response=dict(payload),
                 file_name=file_name,
             )
-        status = status_of(payload)
-        return LogResult(
-            accepted=status in _ACCEPTED,
-            status=status,
-            reason=reason_of(payload),
-            response=dict(payload),
+        return status_result(
+            payload,
+            _ACCEPTED,
+            LogResult,
             file_name=payload.get("filename"),
             request_id=self.request_id,
         )

@@ -12,9 +12,8 @@ from csms_kit.commands.base import (
     CommandResult,
     Target,
     new_request_id,
-    reason_of,
     simple_result,
-    status_of,
+    status_result,
     transaction_id_for,
 )
 from csms_kit.commands.charging import ChargingProfile
@@ -97,13 +96,11 @@ class RemoteStart(Command[RemoteStartResult]):
         return action, payload
 
     def result(self, version: OcppVersion, payload: Mapping[str, Any]) -> RemoteStartResult:
-        status = status_of(payload)
         transaction_id = payload.get("transactionId")
-        return RemoteStartResult(
-            accepted=status == "Accepted",
-            status=status,
-            reason=reason_of(payload),
-            response=dict(payload),
+        return status_result(
+            payload,
+            ("Accepted",),
+            RemoteStartResult,
             transaction_id=None if transaction_id is None else str(transaction_id),
             remote_start_id=None if version is V16 else self.remote_start_id,
         )
