@@ -40,6 +40,7 @@ def steps(site_dir: str) -> list[tuple[str, list[str]]]:
         ("bench smoke: instruments", [PY, "bench/instruments_bench.py", "--quick"]),
         ("bench smoke: memory", [PY, "bench/connection_memory.py", "--quick"]),
         ("bench smoke: cluster", [PY, "bench/cluster_bench.py", "--quick"]),
+        ("bench smoke: outbox", [PY, "bench/outbox_bench.py", "--quick"]),
     ]
 
 
