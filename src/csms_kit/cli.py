@@ -82,8 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         "--registry",
         default="memory://",
         metavar="URL",
-        help="registry shared with other processes: memory://, redis://host:port/db "
-        "(default: %(default)s)",
+        help="registry shared with other processes: memory://, redis://host:port/db, "
+        "nats://host:port (default: %(default)s)",
     )
     serve.add_argument(
         "--node-id",
@@ -139,7 +139,10 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("action", help="the OCPP action, e.g. Reset")
     call.add_argument("payload", nargs="?", default="{}", help="the JSON payload (default: {})")
     call.add_argument(
-        "--registry", required=True, metavar="URL", help="the registry, e.g. redis://host:6379/0"
+        "--registry",
+        required=True,
+        metavar="URL",
+        help="the registry, e.g. redis://host:6379/0 or nats://host:4222",
     )
     call.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait (default: %(default)s)"
@@ -151,7 +154,10 @@ def _parser() -> argparse.ArgumentParser:
         "connection time.",
     )
     stations.add_argument(
-        "--registry", required=True, metavar="URL", help="the registry, e.g. redis://host:6379/0"
+        "--registry",
+        required=True,
+        metavar="URL",
+        help="the registry, e.g. redis://host:6379/0 or nats://host:4222",
     )
     stations.add_argument("--json", action="store_true", help="print JSON, one list")
     demo = commands.add_parser(
