@@ -216,3 +216,20 @@ async def test_submissions_survive_a_new_outbox_on_the_same_file(
     for submission in queued:
         assert (await second.wait(submission.id, timeout=5)).status == "answered"
     assert station.data() == ["0", "1", "2"]
+
+
+async def test_a_command_waiting_to_be_retried_holds_no_delivery_slot(
+    make_outbox: Any, csms_with: Any
+) -> None:
+    # One station may be delivered to at a time; CP-1's command times out and waits
+    # 30 s before its resend. CP-2 must not wait for that.
+    outbox: Outbox = await make_outbox(call_timeout=0.2, retry_delay=30, concurrency=1)
+    live = await csms_with(outbox)
+    slow = await outbox.submit("CP-1", data_transfer("slow"))  # type: ignore[arg-type]
+    quick = await outbox.submit("CP-2", data_transfer(2))
+    first = await live.simulate_station("CP-1", "1.6", station_class=Refusing)
+    await wait_until(lambda: len(first.received) == 1, 5, "CP-1 got its command")
+    await live.simulate_station("CP-2", "1.6", station_class=Recording)
+    assert (await outbox.wait(quick.id, timeout=10)).status == "answered"
+    assert (await outbox.get(slow.id)).status == "sent"  # type: ignore[union-attr]
+    await asyncio.sleep(1.0)  # the station's late answer, which nobody awaits

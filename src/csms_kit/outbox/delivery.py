@@ -319,9 +319,10 @@ class Outbox:
                         return
                     continue
                 async with self._slots:
-                    if not await self._deliver(session, submission):
-                        return
-                await asyncio.sleep(self.interval)
+                    pause = await self._deliver(session, submission)
+                if pause is None:
+                    return
+                await asyncio.sleep(pause)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the store failed: the sweeper tries again later
@@ -335,23 +336,27 @@ class Outbox:
             if self._flushes.get(station_id) is flush:
                 del self._flushes[station_id]
 
-    async def _deliver(self, session: StationSession, submission: Submission) -> bool:
-        """Send one submission and store what became of it; ``False``: the station left."""
-        now = _now()
-        if submission.expires_at <= now:
+    async def _deliver(self, session: StationSession, submission: Submission) -> float | None:
+        """Send one submission and store what became of it.
+
+        Returns the pause before the next one (nothing was sent: none; a CALL was:
+        ``interval``; it timed out and is to be sent again: ``retry_delay``, which
+        holds no delivery slot), or ``None`` when the station has left.
+        """
+        if submission.expires_at <= _now():
             await self._finish(submission, "expired", error="expired")
-            return True
+            return 0.0
         version = session.version
         try:
             command = deliverable_from_dict(submission.request)
             action, payload = command.request(version)
         except (UsageError, KeyError, TypeError, ValueError) as exc:
             await self._finish(submission, "failed", error=str(exc), error_code="InvalidCommand")
-            return True
+            return 0.0
         message_id = submission.message_id or str(uuid.uuid4())
         sent = await self.store.mark_sent(submission.id, message_id)
         if sent is None:
-            return True  # cancelled meanwhile
+            return 0.0  # cancelled meanwhile
         try:
             answer = await session.call_payload(
                 action, payload, timeout=self.call_timeout, message_id=message_id
@@ -363,16 +368,15 @@ class Outbox:
         except UsageError as exc:  # the payload breaks this version's schema
             await self._finish(sent, "failed", error=str(exc), error_code="InvalidCommand")
         except CallTimeout as exc:
-            if sent.attempts >= self.max_attempts:
-                await self._finish(sent, "failed", error=str(exc), error_code="Timeout")
-            else:
+            if sent.attempts < self.max_attempts:
                 # The station may still be at work on it: a resend too soon would be
                 # refused as a duplicate messageId.
-                await asyncio.sleep(self.retry_delay)
+                return self.retry_delay
+            await self._finish(sent, "failed", error=str(exc), error_code="Timeout")
         except ConnectionEnded as exc:
             if sent.attempts >= self.max_attempts:
                 await self._finish(sent, "failed", error=str(exc), error_code="Disconnected")
-            return False
+            return None
         else:
             try:
                 result = _as_json(command.result(version, answer))
@@ -380,7 +384,7 @@ class Outbox:
                 await self._finish(sent, "failed", error=str(exc), error_code="InvalidResponse")
             else:
                 await self._finish(sent, "answered", result=result)
-        return True
+        return self.interval
 
     async def _finish(
         self,
