@@ -879,6 +879,40 @@ async def test_triggered_message_passes_the_gate_while_pending() -> None:
         assert (await station.call("s3", "StatusNotification", status))[2] == "SecurityError"
 
 
+async def test_a_certificate_request_asked_for_by_extended_trigger_passes_the_gate() -> None:
+    """1.6 security extension: ExtendedTriggerMessage SignChargePointCertificate lets
+    one SignCertificate through while the station is Pending."""
+
+    class Pending(StationSession):
+        @on("BootNotification")
+        def boot(self, request: Any) -> Any:
+            return {"status": "Pending", "currentTime": NOW, "interval": 5}
+
+        @on("SignCertificate")
+        def sign(self, request: Any) -> Any:
+            return {"status": "Accepted"}
+
+    csr = {"csr": "-----BEGIN CERTIFICATE REQUEST-----"}
+    async with run_session(Pending) as (session, station):
+        await station.call("b", "BootNotification", BOOT16)
+        assert (await station.call("c1", "SignCertificate", csr))[2] == "SecurityError"
+        trigger = asyncio.create_task(
+            session.call(
+                {"requestedMessage": "SignChargePointCertificate"},
+                action="ExtendedTriggerMessage",
+            )
+        )
+        frame = await station.recv()
+        await station.send([3, frame[1], {"status": "Accepted"}])
+        await trigger
+        assert await station.call("c2", "SignCertificate", csr) == [
+            3,
+            "c2",
+            {"status": "Accepted"},
+        ]
+        assert (await station.call("c3", "SignCertificate", csr))[2] == "SecurityError"
+
+
 async def test_queued_sends_are_bounded() -> None:
     """SENDs piling up behind a slow handler are dropped past the inbox bound."""
     release = asyncio.Event()

@@ -171,17 +171,22 @@ class BootGate:
             )
 
     def call_prepared(self, outgoing: OutgoingCall, request: Any) -> None:
-        if outgoing.action == "TriggerMessage":
+        if outgoing.action in _TRIGGERS:
             # Let the message it asks for through the gate once.
             if self._triggered is None:
                 self._triggered = set()
             self._triggered.add(_triggered_action(request))
 
 
+#: The CALLs that ask a station to send a message (1.6's security extension adds one).
+_TRIGGERS = frozenset({"TriggerMessage", "ExtendedTriggerMessage"})
+
+
 def _triggered_action(request: Any) -> str:
-    """The action a TriggerMessage request asks the station to send."""
+    """The action a (Extended)TriggerMessage request asks the station to send."""
     wanted = _text(_get(request, "requested_message", "requestedMessage"))
-    # 2.x triggers certificate signing requests by purpose; they arrive as SignCertificate.
+    # Certificate signing requests are triggered by purpose (2.x) or as
+    # SignChargePointCertificate (1.6); they arrive as SignCertificate.
     return "SignCertificate" if wanted.startswith("Sign") else wanted
 
 
