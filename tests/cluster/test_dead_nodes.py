@@ -128,3 +128,41 @@ async def test_a_live_node_is_never_reaped(make: Factory) -> None:
     assert record is not None and record.node == "a"
     await a.unregister(held)
     await wait_for(lambda: len(gone(heard, "CP1")) == 1, "a normal disconnect was not heard")
+
+
+async def test_a_station_leaving_while_its_lease_is_renewed_is_still_announced(
+    nats_url: str, prefix: str
+) -> None:
+    """NATS fences with the entry's revision, which each renewal changes: a session that
+    ends while its renewal is in flight holds the revision before it. Its entry must
+    still be removed and its disconnect heard (not taken for a newer registration)."""
+    async with (
+        NatsRegistry(nats_url, node_id="a", prefix=prefix, lease_ttl=30) as a,
+        NatsRegistry(nats_url, node_id="b", prefix=prefix, lease_ttl=30) as b,
+    ):
+        heard: list[RegistryEvent] = []
+        b.subscribe(heard.append)
+        await a.register(held := session("CP1"))
+        before = a._tokens["CP1"]
+        await a._rewrite("CP1", held)  # the renewal ...
+        a._tokens["CP1"] = before  # ... whose new revision the ending session missed
+        await a.unregister(held)
+        await wait_for(lambda: len(gone(heard, "CP1")) == 1, "the disconnect was not heard")
+        assert await b.record("CP1") is None
+
+
+async def test_a_newer_registration_is_not_removed_by_the_old_session(
+    nats_url: str, prefix: str
+) -> None:
+    """The other side of the same check: an entry of another connection stays."""
+    async with (
+        NatsRegistry(nats_url, node_id="a", prefix=prefix, lease_ttl=30) as a,
+        NatsRegistry(nats_url, node_id="b", prefix=prefix, lease_ttl=30) as b,
+        NatsRegistry(nats_url, node_id="c", prefix=prefix, lease_ttl=30) as observer,
+    ):
+        await a.register(old := session("CP1"))
+        await b.register(new := session("CP1"))  # the station reconnected to node b
+        await a.unregister(old)
+        record = await observer.record("CP1")  # what NATS holds, not a local view
+        assert record is not None and record.node == "b"
+        assert record.connected_at == new.connected_at

@@ -258,18 +258,42 @@ class NatsRegistry(SharedRegistry):
         if revision is None:
             return
         try:
-            await self._buckets().stations.delete(_token(station_id), last=revision)
-            await self._buckets().index.delete(self._index_key(station_id))
-            released = True
-        except BadRequestError as exc:
-            if exc.err_code != _WRONG_LAST_SEQUENCE:
-                raise BrokerUnavailable(self.url, str(exc)) from exc
-            released = False  # a newer registration holds it
+            released = await self._release(session, revision)
+            if released:
+                await self._buckets().index.delete(self._index_key(station_id))
         except _UNREACHABLE as exc:
             logger.warning("could not release station %r in NATS: %s", station_id, exc)
             released = True  # the lease lapses by itself
         if released:
             await self._announce("disconnected", StationRecord.of(session, self.node_id), session)
+
+    async def _release(self, session: StationSession, revision: int) -> bool:
+        """Delete the session's entry if it is still the session's; whether it was.
+
+        The revision is the fencing token, and a lease renewal in flight when the
+        session ended writes a newer one that nobody keeps: an entry at another
+        revision is still ours when it names this node and this connection.
+        """
+        kv = self._buckets().stations
+        key = _token(session.station_id)
+        for _ in range(3):
+            try:
+                await kv.delete(key, last=revision)
+                return True
+            except BadRequestError as exc:
+                if exc.err_code != _WRONG_LAST_SEQUENCE:
+                    raise BrokerUnavailable(self.url, str(exc)) from exc
+            try:
+                current = await kv.get(key)
+            except KeyNotFoundError:
+                return False  # gone already (its lease lapsed)
+            if not current.value or current.revision is None:
+                return False
+            record = StationRecord.from_dict(json.loads(current.value))
+            if record.node != self.node_id or record.connected_at != session.connected_at:
+                return False  # a newer registration holds it
+            revision = current.revision
+        return False
 
     async def _stored_record(self, station_id: str) -> bytes | None:
         try:
