@@ -166,3 +166,30 @@ async def test_a_newer_registration_is_not_removed_by_the_old_session(
         record = await observer.record("CP1")  # what NATS holds, not a local view
         assert record is not None and record.node == "b"
         assert record.connected_at == new.connected_at
+
+
+async def test_a_renewal_landing_after_the_station_left_does_not_bring_it_back(
+    nats_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renewal's write arrives after the release removed the entry: it must not be
+    taken for a lapsed lease to restore (a ghost listed, a false "connected")."""
+    async with (
+        NatsRegistry(nats_url, node_id="a", prefix=prefix, lease_ttl=30) as a,
+        NatsRegistry(nats_url, node_id="b", prefix=prefix, lease_ttl=30) as b,
+    ):
+        heard: list[RegistryEvent] = []
+        b.subscribe(heard.append)
+        await a.register(held := session("CP1"))
+        stations = a._buckets().stations
+        update = stations.update
+
+        async def update_after_leaving(key: str, value: bytes, last: int) -> int:
+            await a.unregister(held)  # the station leaves while the renewal is on its way
+            return await update(key, value, last=last)
+
+        monkeypatch.setattr(stations, "update", update_after_leaving)
+        await a._rewrite("CP1", held)
+        await wait_for(lambda: len(gone(heard, "CP1")) == 1, "the disconnect was not heard")
+        await asyncio.sleep(0.3)  # a false "connected" would come right after
+        assert [e.kind for e in heard if e.station_id == "CP1"] == ["connected", "disconnected"]
+        assert await b.record("CP1") is None

@@ -444,6 +444,8 @@ class NatsRegistry(SharedRegistry):
         try:
             revision = await kv.update(key, value, last=self._tokens[station_id])
         except KeyWrongLastSequenceError:
+            if self._sessions.get(station_id) is not session:
+                return  # it ended meanwhile, and its release removed the entry
             try:
                 current = await kv.get(key)
             except KeyNotFoundError:
