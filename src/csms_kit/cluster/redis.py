@@ -455,6 +455,8 @@ class RedisRegistry(SharedRegistry):
                     logger.warning("station %r is held by a newer connection; closing", station_id)
                     self._close_replaced(session)
         for station_id, epoch, session in lost:
+            if self._tokens.get(station_id) != epoch:
+                continue  # it left while earlier ones were restored
             try:
                 restored, record = await self._write_record(session, epoch)
             except (RedisError, OSError) as exc:
