@@ -4,6 +4,7 @@ registry and no server, all in this test process, over real loopback WebSockets.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -129,3 +130,21 @@ async def test_an_offline_station_gets_its_commands_from_the_node_it_lands_on(
     assert at_b.data() == ["4", "5"]
     assert at_a.data() == ["2", "3"]  # nothing twice
     assert await api.find(station_id="CP-X", status="queued") == []
+
+
+async def test_a_waiter_in_another_process_hears_the_end_at_once(cluster: Cluster) -> None:
+    """An API outbox that reads the store only every 10 minutes still sees node B's
+    answer within the wait: Redis tells it the submission is final."""
+    assert cluster.api.registry is not None
+    async with (
+        Outbox(
+            RedisStore(cluster.api.store.url, prefix=cluster.api.store.prefix),  # type: ignore[attr-defined]
+            registry=cluster.api.registry,
+            **{**API_OPTIONS, "poll_interval": NODE_POLL},
+        ) as api,
+        station_at(cluster, "B", "CP-B"),
+    ):
+        submission = await api.submit("CP-B", data_transfer(1))
+        # Not wait(timeout=...): that reads the store once more when it runs out.
+        final = await asyncio.wait_for(api.wait(submission.id), WAIT)
+    assert final.status == "answered"

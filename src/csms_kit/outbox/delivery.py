@@ -149,7 +149,7 @@ class Outbox:
         if self._started:
             return
         await self.store.open()
-        await self.store.listen(self._submitted_elsewhere)
+        await self.store.listen(self._submitted_elsewhere, self._wake_waiter)
         self._started = True
         self._sweeper = asyncio.get_running_loop().create_task(
             self._sweep_forever(), name="csms_kit outbox sweeper"
@@ -248,8 +248,9 @@ class Outbox:
     async def wait(self, submission_id: str, timeout: float | None = None) -> Submission:
         """Wait until the submission is final and return it.
 
-        Works for submissions delivered by another process too (the store is read
-        again at least every ``poll_interval``). Raises ``TimeoutError`` after
+        Works for submissions delivered by another process too: a store that tells
+        (Redis) wakes the wait at once, and the store is read again at least every
+        ``poll_interval``. Raises ``TimeoutError`` after
         ``timeout`` seconds, :class:`~csms_kit.exceptions.UsageError` for an unknown id.
         """
         self._check_started()
@@ -287,6 +288,12 @@ class Outbox:
 
     def _submitted_elsewhere(self, station_id: str) -> None:
         self._poke_station(station_id)
+
+    def _wake_waiter(self, submission_id: str) -> None:
+        """The submission became final (here or, as the store tells, elsewhere)."""
+        event = self._waiters.get(submission_id)
+        if event is not None:
+            event.set()
 
     def _poke_station(self, station_id: str) -> None:
         registry = self._registry
@@ -407,9 +414,7 @@ class Outbox:
             await self._finished(done)
 
     async def _finished(self, submission: Submission) -> None:
-        event = self._waiters.get(submission.id)
-        if event is not None:
-            event.set()
+        self._wake_waiter(submission.id)
         if submission.status == "failed":
             logger.info(
                 "outbox: %s for station %r failed: %s",

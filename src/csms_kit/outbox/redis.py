@@ -20,6 +20,8 @@ lands on delivers its commands. Keys and channels, under a prefix (default
 ``{prefix}:schema``               the version of this layout
 ``{prefix}:submitted``            the channel on which each submission's station id is
                                   published when it is added
+``{prefix}:finished``             also the channel on which each submission's id is
+                                  published when it becomes final
 ================================  =====================================================
 
 Each change is one Lua script, atomic in Redis, that applies only to a pending
@@ -57,7 +59,12 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from csms_kit.outbox.store import OutboxStore, OutboxStoreError, SubmittedListener
+from csms_kit.outbox.store import (
+    FinishedListener,
+    OutboxStore,
+    OutboxStoreError,
+    SubmittedListener,
+)
 from csms_kit.outbox.submission import Status, Submission, timestamp
 
 __all__ = ["RedisStore"]
@@ -111,6 +118,7 @@ local function finish(id, status, result, error, error_code, at, at_seconds)
       redis.call('HDEL', index, supersede_key)
     end
   end
+  redis.call('PUBLISH', P .. ':finished', id)
   return redis.call('HGETALL', key)
 end
 """
@@ -234,7 +242,7 @@ class RedisStore(OutboxStore):
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
-        self._listeners: list[SubmittedListener] = []
+        self._listeners: list[tuple[SubmittedListener, FinishedListener | None]] = []
 
     def __repr__(self) -> str:
         return f"RedisStore({_masked(self.url)!r}, prefix={self.prefix!r})"
@@ -290,25 +298,31 @@ class RedisStore(OutboxStore):
         if client is not None:
             await _quietly(client.aclose())
 
-    async def listen(self, listener: SubmittedListener) -> None:
-        """Have ``listener`` called with the station id of each submission added by
-        any process (a message on ``{prefix}:submitted``).
+    async def listen(
+        self, submitted: SubmittedListener, finished: FinishedListener | None = None
+    ) -> None:
+        """Have ``submitted`` called with the station id of each submission added by any
+        process (a message on ``{prefix}:submitted``), and ``finished`` with the id of
+        each submission any process brought to a final status (``{prefix}:finished``).
 
         A message published while the subscription is lost (Redis restarting) is not
-        heard: delivery's periodic look at :meth:`pending_stations` covers it.
+        heard: delivery's periodic look at :meth:`pending_stations`, and waiters'
+        reading of the store, cover it.
         """
         client = self._client()
-        self._listeners.append(listener)
+        listeners = (submitted, finished)
+        self._listeners.append(listeners)
         if self._pubsub is not None:
             return
         pubsub = client.pubsub()
         try:
             with self._errors("cannot subscribe"):
-                await pubsub.subscribe(self._key("submitted"))
-                # Read Redis' confirmation: from here on, every add is heard.
-                await pubsub.get_message(timeout=self._timeout)
+                await pubsub.subscribe(self._key("submitted"), self._key("finished"))
+                # Read Redis' confirmations: from here on, every change is heard.
+                for _ in range(2):
+                    await pubsub.get_message(timeout=self._timeout)
         except BaseException:
-            self._listeners.remove(listener)
+            self._listeners.remove(listeners)
             await _quietly(pubsub.aclose())
             raise
         self._pubsub = pubsub
@@ -317,6 +331,7 @@ class RedisStore(OutboxStore):
         )
 
     async def _hear(self, pubsub: Any) -> None:
+        finished_channel = self._key("finished")
         while True:
             try:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -327,12 +342,16 @@ class RedisStore(OutboxStore):
                 continue
             if message is None:
                 continue
-            station_id = str(message["data"])
-            for listener in list(self._listeners):
+            subject = str(message["data"])
+            is_finished = str(message["channel"]) == finished_channel
+            for submitted, finished in list(self._listeners):
+                listener = finished if is_finished else submitted
+                if listener is None:
+                    continue
                 try:
-                    listener(station_id)
+                    listener(subject)
                 except Exception:
-                    logger.exception("outbox: a listener failed for station %r", station_id)
+                    logger.exception("outbox: a listener failed on %r", subject)
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -16,10 +16,18 @@ from typing import Any
 from csms_kit.exceptions import CsmsKitError, UsageError
 from csms_kit.outbox.submission import Status, Submission
 
-__all__ = ["OutboxStore", "OutboxStoreError", "store_from_url"]
+__all__ = [
+    "FinishedListener",
+    "OutboxStore",
+    "OutboxStoreError",
+    "SubmittedListener",
+    "store_from_url",
+]
 
 #: Called with a station id when a submission for it was added (by any process).
 SubmittedListener = Callable[[str], None]
+#: Called with a submission's id when it became final (in any process).
+FinishedListener = Callable[[str], None]
 
 
 class OutboxStoreError(CsmsKitError):
@@ -99,11 +107,14 @@ class OutboxStore(abc.ABC):
     async def purge(self, before: datetime.datetime) -> int:
         """Delete final submissions that finished before ``before``; how many."""
 
-    async def listen(self, listener: SubmittedListener) -> None:  # noqa: B027 - optional
-        """Have ``listener`` called when any process adds a submission.
+    async def listen(  # noqa: B027 - optional
+        self, submitted: SubmittedListener, finished: FinishedListener | None = None
+    ) -> None:
+        """Have ``submitted`` called when any process adds a submission, and
+        ``finished`` when any process brings one to a final status.
 
         Optional: a store that cannot tell (SQLite) relies on delivery's periodic look
-        at :meth:`pending_stations`.
+        at :meth:`pending_stations`, and waiters on reading the store again.
         """
 
 
