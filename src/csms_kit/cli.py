@@ -125,6 +125,13 @@ def _parser() -> argparse.ArgumentParser:
         "connected and accepted: a SQLite file path, sqlite:///file.db or "
         "redis://host:port/db (default: no outbox)",
     )
+    serve.add_argument(
+        "--health-path",
+        default=None,
+        metavar="PATH",
+        help="answer a plain HTTP GET of PATH (e.g. /healthz) with 200, for load balancer "
+        "and Kubernetes probes (default: none)",
+    )
     # Set by the parent of --workers on each worker's command line: not for users.
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
@@ -454,6 +461,7 @@ async def _serve_demo(arguments: argparse.Namespace, instruments: list[Any]) -> 
             reuse_port=arguments.reuse_port,
             instruments=instruments,
             outbox=None if arguments.outbox is None else _outbox_store(arguments.outbox),
+            health_path=arguments.health_path,
         )
     except OutboxStoreError as exc:
         raise _Refusal(str(exc), STORE_UNUSABLE) from None
@@ -522,6 +530,9 @@ def _serve_workers(arguments: argparse.Namespace) -> int:
     if arguments.outbox is not None:  # every worker delivers to the stations it holds
         for command in commands:
             command += ["--outbox", arguments.outbox]
+    if arguments.health_path is not None:  # whichever worker the kernel picks answers
+        for command in commands:
+            command += ["--health-path", arguments.health_path]
     group = WorkerGroup(commands, names=names)
 
     def forward(signum: int, frame: Any) -> None:

@@ -128,9 +128,11 @@ class CsmsServer:
         owns_registry: bool,
         keepalive: Keepalive | None = None,
         websockets_options: dict[str, Any],
+        health_path: str | None = None,
     ) -> None:
         self.admission = admission
         self._owns_registry = owns_registry
+        self._health_path = health_path
         self._options = websockets_options
         self._keepalive = keepalive
         if keepalive is not None and admission.instruments.keepalive_timeout is not None:
@@ -244,6 +246,13 @@ class CsmsServer:
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         read_in_small_chunks(connection.transport)
+        if (
+            request.path.partition("?")[0] == self._health_path
+            and "Upgrade" not in request.headers
+        ):
+            # A probe (a WebSocket upgrade is never one: a station may bear that name).
+            held = len(self.admission.sessions)
+            return connection.respond(http.HTTPStatus.OK, f"ok: {held} stations here\n")
         result = await self.admission.admit(
             request.path, lambda station_id: _handshake(connection, request, station_id)
         )
@@ -339,6 +348,7 @@ def serve(
     max_connections: int | None = None,
     max_connections_per_address: int | None = None,
     outbox: Outbox | None = None,
+    health_path: str | None = None,
     max_message_size: int = 256 * 1024,
     open_timeout: float | None = 10,
     ping_interval: float | None = 20,
@@ -362,6 +372,9 @@ def serve(
     ``instruments`` (metrics, tracing) in :mod:`csms_kit.instruments`. ``outbox`` (a
     started :class:`~csms_kit.outbox.Outbox`, bound to this registry) delivers queued
     commands to each station once it is connected and accepted at boot.
+    ``health_path`` (e.g. ``"/healthz"``) answers a plain HTTP GET of that path with
+    200 and the number of stations held here, for load balancers and Kubernetes
+    probes; a WebSocket handshake to it is a station's, as without it.
 
     Limits: ``max_connections`` (HTTP 503 past it), ``max_connections_per_address``
     (HTTP 429 past it; off by default, since many stations may share one address
@@ -398,6 +411,8 @@ def serve(
     }
     if reuse_port:
         options["reuse_port"] = True
+    if health_path is not None and not health_path.startswith("/"):
+        raise UsageError(f"health_path must start with '/', not {health_path!r}")
     admission = Admission(
         factories,
         preference,
@@ -414,4 +429,5 @@ def serve(
         owns_registry=owns_registry,
         keepalive=None if ping_interval is None else Keepalive(ping_interval, ping_timeout),
         websockets_options=options,
+        health_path=health_path,
     )

@@ -55,13 +55,15 @@ async def serve_demo(
     reuse_port: bool = False,
     instruments: Sequence[Any] = (),
     outbox: OutboxStore | None = None,
+    health_path: str | None = None,
 ) -> None:
     """Run the demo CSMS until cancelled, on the registry at ``registry_url``.
 
     ``reuse_port`` lets other processes listen on the same port (``--workers``);
     ``instruments`` (metrics) go to :func:`~csms_kit.server.serve`; commands queued
     in the ``outbox`` store are delivered (an unusable store raises
-    :class:`~csms_kit.outbox.OutboxStoreError` before the server starts).
+    :class:`~csms_kit.outbox.OutboxStoreError` before the server starts);
+    ``health_path`` answers probes.
     """
     from csms_kit.cluster import registry_from_url  # noqa: PLC0415 - a cycle otherwise
 
@@ -81,6 +83,7 @@ async def serve_demo(
                 reuse_port=reuse_port,
                 instruments=instruments,
                 outbox=delivering,
+                health_path=health_path,
             )
         )
         print(
