@@ -70,6 +70,8 @@ logger = logging.getLogger("csms_kit.cluster")
 
 #: JetStream's error code for a compare-and-set that found another revision.
 _WRONG_LAST_SEQUENCE = 10071
+#: Entries read concurrently when listing a bucket.
+_LIST_BATCH = 256
 #: The header and status of NATS' answer to a request nobody listens to.
 _STATUS, _NO_RESPONDERS = "Status", "503"
 #: Seconds between attempts to reconnect to a NATS server that went away.
@@ -470,9 +472,9 @@ class NatsRegistry(SharedRegistry):
         """The live entries of bucket ``{prefix}_{kind}`` whose keys match ``keys`` (a
         subject pattern).
 
-        Listed from the bucket's stream (its subjects), then read one by one: a KV
-        watcher would leave a consumer on the server for minutes after each listing,
-        and nats-py leaks the tasks of a watch whose set-up fails.
+        Listed from the bucket's stream (its subjects), then read, a batch of requests
+        at a time: a KV watcher would leave a consumer on the server for minutes after
+        each listing, and nats-py leaks the tasks of a watch whose set-up fails.
         """
         name = f"{self.prefix}_{kind}"
         bucket: KeyValue = getattr(self._buckets(), kind if kind != "held" else "index")
@@ -482,14 +484,20 @@ class NatsRegistry(SharedRegistry):
             .jetstream()
             .stream_info(f"KV_{name}", subjects_filter=prefix + keys)
         )
-        entries = []
-        for subject in info.state.subjects or {}:
+
+        async def read(key: str) -> Entry | None:
             try:
-                entry = await bucket.get(subject[len(prefix) :])
+                return await bucket.get(key)
             except KeyNotFoundError:
-                continue  # deleted, or gone meanwhile
-            if entry.value:
-                entries.append(entry)
+                return None  # deleted, or gone meanwhile
+
+        names = [subject[len(prefix) :] for subject in info.state.subjects or {}]
+        entries = []
+        for start in range(0, len(names), _LIST_BATCH):  # so many requests in flight at once
+            batch = names[start : start + _LIST_BATCH]
+            for entry in await asyncio.gather(*(read(key) for key in batch)):
+                if entry is not None and entry.value:
+                    entries.append(entry)
         return entries
 
     # -- dead nodes ---------------------------------------------------------------------

@@ -175,6 +175,8 @@ return codes
 #: Leases renewed per command: few objects per renewal (no garbage-collector pauses
 #: with tens of thousands of stations), and the loop serves stations in between.
 _RENEW_BATCH = 1000
+#: Keys read per round trip when listing stations (SCAN's hint, and one pipeline).
+_LIST_BATCH = 1000
 
 
 class RedisRegistry(SharedRegistry):
@@ -329,8 +331,14 @@ class RedisRegistry(SharedRegistry):
     async def stations(self) -> list[StationRecord]:
         client = self._client()
         try:
-            keys = [key async for key in client.scan_iter(match=self._station_key("*"))]
-            texts = [await client.hget(key, "record") for key in keys] if keys else []
+            pattern = self._station_key("*")
+            keys = [key async for key in client.scan_iter(match=pattern, count=_LIST_BATCH)]
+            texts = []
+            for start in range(0, len(keys), _LIST_BATCH):  # a round trip per batch
+                pipe = client.pipeline(transaction=False)
+                for key in keys[start : start + _LIST_BATCH]:
+                    pipe.hget(key, "record")
+                texts += await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(self.url, str(exc)) from exc
         return [StationRecord.from_dict(json.loads(text)) for text in texts if text]
