@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
 import signal
 import statistics
@@ -63,6 +62,7 @@ from server_bench import (
     Settings,
     interleaved,
     log,
+    report,
     run_measurement,
     summarize_windows,
     table,
@@ -285,10 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     result["ratios"] = ratios(result)
     result["loadavg_end"] = os.getloadavg()
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(result, out, indent=2)
-    print(render(result))
+    report(result, args.json, render)
     log("done")
     return 0
 

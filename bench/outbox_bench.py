@@ -73,7 +73,6 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import json
 import os
 import signal
 import statistics
@@ -99,7 +98,7 @@ from connection_memory import BenchError, Child, environment, read_status
 from instruments_bench import ratios
 from instruments_bench import render as render_hot_path
 from server_bench import SCRIPT as SERVER_BENCH
-from server_bench import Rig, Settings, interleaved, log, run_measurement, table
+from server_bench import Rig, Settings, interleaved, log, report, run_measurement, table
 
 SCRIPT = os.path.abspath(__file__)
 PARTS = ("hot", "flush")
@@ -890,10 +889,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if isinstance(result, int):
         return result
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(result, out, indent=2)
-    print(render(result))
+    report(result, args.json, render)
     log("done")
     return 0
 

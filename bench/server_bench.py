@@ -1116,6 +1116,14 @@ def run_measurement(measurement: Coroutine[Any, Any, T], deadline: float) -> T |
         return 130
 
 
+def report(result: dict[str, Any], json_path: str | None, render: Callable[[Any], str]) -> None:
+    """Save ``result`` as JSON at ``json_path`` (if given) and print it rendered."""
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as out:
+            json.dump(result, out, indent=2)
+    print(render(result))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.role == "server":
@@ -1152,10 +1160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_measurement(orchestrate(settings, chosen, args.label), settings.deadline)
     if isinstance(results, int):
         return results
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(results, out, indent=2)
-    print(render(results))
+    report(results, args.json, render)
     if args.plot:
         plot([results], args.plot)
     return 0
