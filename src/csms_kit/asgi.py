@@ -188,6 +188,12 @@ class OcppEndpoint:
         """The sessions this endpoint runs now."""
         return self.admission.sessions
 
+    @property
+    def state(self) -> str:
+        """``"new"``, ``"running"`` (admitting stations), ``"closing"`` or ``"closed"``:
+        for a readiness probe, anything but ``"running"`` is not ready."""
+        return self._state
+
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -142,7 +142,7 @@ class AsgiServer:
             await asyncio.sleep(0.005)
 
     def _started(self) -> bool:
-        if self.endpoint._state != "running":
+        if self.endpoint.state != "running":
             return False
         return self._uvicorn is None or self._uvicorn.started
 

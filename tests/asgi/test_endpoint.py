@@ -173,11 +173,11 @@ async def test_lifespan_starts_and_stops_the_top_level_endpoint(kind: str) -> No
     server = AsgiServer(kind, endpoint)
     async with server, connect_scripted(f"ws://{HOST}:{server.port}", "CP-1", "ocpp1.6") as peer:
         assert await peer.call("1", "Heartbeat", {}) == [3, "1", {"currentTime": NOW}]
-        assert endpoint._state == "running"
+        assert endpoint.state == "running"
         await asyncio.wait_for(server.stop(), TIMEOUT)
         code, _ = await peer.closed_with()
         assert code in (1001, 1006, 1011, 1012)  # the server's own close, before the lifespan
-    assert endpoint._state == "closed"
+    assert endpoint.state == "closed"
     assert not endpoint.sessions
     assert [d[0].station_id for d in recorder.disconnected] == ["CP-1"]
     assert await endpoint.registry.count() == 0
