@@ -40,13 +40,20 @@ from csms_kit.hooks import Handshake, Hooks, Rejection, call_hook, host_of
 from csms_kit.identity import InvalidIdentity, identity_from_path, normalize_prefix
 from csms_kit.instruments import Instruments
 from csms_kit.logs import station_fields
-from csms_kit.registry import ConnectionRegistry
+from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
 from csms_kit.role import Role
 from csms_kit.session import StationSession
 from csms_kit.transport import Transport
 from csms_kit.versions import OcppVersion
 
-__all__ = ["CLOSE_NO_SUBPROTOCOL", "Admission", "SessionFactory", "Ticket", "session_factories"]
+__all__ = [
+    "CLOSE_NO_SUBPROTOCOL",
+    "Admission",
+    "SessionFactory",
+    "Ticket",
+    "endpoint_admission",
+    "session_factories",
+]
 
 logger = logging.getLogger("csms_kit.server")
 
@@ -67,6 +74,8 @@ ACCEPTED = "Accepted"
 
 class ReadyListener(Protocol):
     """What admission tells of a station ready for commands (the outbox)."""
+
+    def bind(self, registry: ConnectionRegistry) -> None: ...
 
     def station_accepted(self, session: StationSession) -> None: ...
 
@@ -361,6 +370,27 @@ class Admission:
         while pending := [s for s in self._sessions if s not in done]:
             done.update(pending)  # a handshake may have completed meanwhile: loop
             await asyncio.gather(*(s.shutdown(code, reason, grace) for s in pending))
+
+
+def endpoint_admission(
+    sessions: SessionFactory | Mapping[OcppVersion | str, SessionFactory],
+    versions: Sequence[OcppVersion | str] | None,
+    *,
+    registry: ConnectionRegistry | None,
+    outbox: ReadyListener | None,
+    **options: Any,
+) -> tuple[Admission, bool]:
+    """The admission of a new endpoint (:func:`~csms_kit.serve`,
+    :func:`~csms_kit.asgi.ocpp_endpoint`), and whether the endpoint owns its registry:
+    without one given, it gets an :class:`~csms_kit.registry.InMemoryRegistry` of its
+    own, which the outbox, if any, is bound to. ``options`` are :class:`Admission`'s."""
+    factories, preference = session_factories(sessions, versions)
+    owns_registry = registry is None
+    registry = InMemoryRegistry() if registry is None else registry
+    if outbox is not None:
+        outbox.bind(registry)
+    admission = Admission(factories, preference, registry=registry, outbox=outbox, **options)
+    return admission, owns_registry
 
 
 class _Watch:

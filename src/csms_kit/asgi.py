@@ -48,7 +48,7 @@ from urllib.parse import quote, unquote
 
 from websockets.datastructures import Headers
 
-from csms_kit.admission import Admission, SessionFactory, Ticket, session_factories
+from csms_kit.admission import Admission, SessionFactory, Ticket, endpoint_admission
 from csms_kit.exceptions import TransportClosed, UsageError
 from csms_kit.hooks import (
     Authenticate,
@@ -63,7 +63,7 @@ from csms_kit.hooks import (
 )
 from csms_kit.instruments import Instruments
 from csms_kit.outbox import Outbox
-from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
+from csms_kit.registry import ConnectionRegistry
 from csms_kit.session import StationSession
 from csms_kit.versions import OcppVersion
 
@@ -419,20 +419,15 @@ def ocpp_endpoint(
     ``/ocpp/<identity>``. Listening, TLS, pings, compression and the handshake timeout
     are the ASGI server's settings.
     """
-    factories, preference = session_factories(sessions, versions)
-    owns_registry = registry is None
-    registry = registry if registry is not None else InMemoryRegistry()
-    if outbox is not None:
-        outbox.bind(registry)
-    admission = Admission(
-        factories,
-        preference,
+    admission, owns_registry = endpoint_admission(
+        sessions,
+        versions,
         registry=registry,
+        outbox=outbox,
         hooks=Hooks(authenticate, on_connect, on_disconnect, on_message, on_error),
         instruments=Instruments(instruments),
         path_prefix=path_prefix,
         max_connections=max_connections,
         max_connections_per_address=max_connections_per_address,
-        outbox=outbox,
     )
     return OcppEndpoint(admission, owns_registry=owns_registry, max_message_size=max_message_size)

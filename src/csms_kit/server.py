@@ -48,7 +48,7 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from csms_kit.admission import Admission, SessionFactory, Ticket, session_factories
+from csms_kit.admission import Admission, SessionFactory, Ticket, endpoint_admission
 from csms_kit.exceptions import UsageError
 from csms_kit.hooks import (
     Authenticate,
@@ -65,7 +65,7 @@ from csms_kit.identity import InvalidIdentity, identity_from_path
 from csms_kit.instruments import Instruments
 from csms_kit.keepalive import Keepalive
 from csms_kit.outbox import Outbox
-from csms_kit.registry import ConnectionRegistry, InMemoryRegistry
+from csms_kit.registry import ConnectionRegistry
 from csms_kit.session import StationSession
 from csms_kit.versions import OcppVersion
 from csms_kit.websocket import WebSocketTransport, read_in_small_chunks, redacting_logger
@@ -387,11 +387,6 @@ def serve(
     ``"deflate"`` (context takeover: better ratio, more memory per connection),
     ``None``, or a ``websockets`` ``ServerPerMessageDeflateFactory``.
     """
-    factories, preference = session_factories(sessions, versions)
-    owns_registry = registry is None
-    registry = registry if registry is not None else InMemoryRegistry()
-    if outbox is not None:
-        outbox.bind(registry)
     if (host is not None or port is not None) and sock is not None:
         raise UsageError("give host/port or sock, not both")
     options: dict[str, Any] = {
@@ -413,16 +408,16 @@ def serve(
         options["reuse_port"] = True
     if health_path is not None and not health_path.startswith("/"):
         raise UsageError(f"health_path must start with '/', not {health_path!r}")
-    admission = Admission(
-        factories,
-        preference,
+    admission, owns_registry = endpoint_admission(
+        sessions,
+        versions,
         registry=registry,
+        outbox=outbox,
         hooks=Hooks(authenticate, on_connect, on_disconnect, on_message, on_error),
         instruments=Instruments(instruments),
         path_prefix=path_prefix,
         max_connections=max_connections,
         max_connections_per_address=max_connections_per_address,
-        outbox=outbox,
     )
     return CsmsServer(
         admission,
