@@ -233,3 +233,18 @@ async def test_a_command_waiting_to_be_retried_holds_no_delivery_slot(
     assert (await outbox.wait(quick.id, timeout=10)).status == "answered"
     assert (await outbox.get(slow.id)).status == "sent"  # type: ignore[union-attr]
     await asyncio.sleep(1.0)  # the station's late answer, which nobody awaits
+
+
+async def test_a_waiter_giving_up_leaves_the_others_waiting_for_the_same_submission(
+    make_outbox: Any, csms_with: Any
+) -> None:
+    outbox: Outbox = await make_outbox(poll_interval=600)  # only a wake-up ends a wait
+    live = await csms_with(outbox)
+    submission = await outbox.submit("CP-1", data_transfer(1))
+    patient = asyncio.create_task(outbox.wait(submission.id))
+    await asyncio.sleep(0)
+    with pytest.raises(TimeoutError):
+        await outbox.wait(submission.id, timeout=0.1)
+    await live.simulate_station("CP-1", "1.6", station_class=Recording)
+    final = await asyncio.wait_for(patient, 10)
+    assert final.status == "answered"

@@ -118,7 +118,9 @@ class Outbox:
         self.on_finished = on_finished
         self._slots = asyncio.Semaphore(concurrency)
         self._flushes: dict[str, _Flush] = {}
-        self._waiters: dict[str, asyncio.Event] = {}
+        # Each wait() has an event of its own: one waiter leaving takes no wake-up from
+        # another waiting for the same submission.
+        self._waiters: dict[str, set[asyncio.Event]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._started = False
 
@@ -149,7 +151,7 @@ class Outbox:
         if self._started:
             return
         await self.store.open()
-        await self.store.listen(self._submitted_elsewhere, self._wake_waiter)
+        await self.store.listen(self._poke_station, self._wake_waiters)
         self._started = True
         self._sweeper = asyncio.get_running_loop().create_task(
             self._sweep_forever(), name="csms_kit outbox sweeper"
@@ -256,7 +258,9 @@ class Outbox:
         self._check_started()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        event = self._waiters.setdefault(submission_id, asyncio.Event())
+        event = asyncio.Event()
+        waiters = self._waiters.setdefault(submission_id, set())
+        waiters.add(event)
         try:
             while True:
                 submission = await self.store.get(submission_id)
@@ -276,7 +280,8 @@ class Outbox:
                     await asyncio.wait_for(event.wait(), pause)
                 event.clear()
         finally:
-            if self._waiters.get(submission_id) is event:
+            waiters.discard(event)
+            if not waiters and self._waiters.get(submission_id) is waiters:
                 del self._waiters[submission_id]
 
     # -- the server's side ----------------------------------------------------------------
@@ -286,16 +291,13 @@ class Outbox:
         if self._started:
             self._poke(session)
 
-    def _submitted_elsewhere(self, station_id: str) -> None:
-        self._poke_station(station_id)
-
-    def _wake_waiter(self, submission_id: str) -> None:
+    def _wake_waiters(self, submission_id: str) -> None:
         """The submission became final (here or, as the store tells, elsewhere)."""
-        event = self._waiters.get(submission_id)
-        if event is not None:
+        for event in self._waiters.get(submission_id, ()):
             event.set()
 
     def _poke_station(self, station_id: str) -> None:
+        """A submission for the station was added (here, or as the store tells, elsewhere)."""
         registry = self._registry
         session = None if registry is None else registry.local_session(station_id)
         if session is not None and _ready(session):
@@ -414,7 +416,7 @@ class Outbox:
             await self._finished(done)
 
     async def _finished(self, submission: Submission) -> None:
-        self._wake_waiter(submission.id)
+        self._wake_waiters(submission.id)
         if submission.status == "failed":
             logger.info(
                 "outbox: %s for station %r failed: %s",
