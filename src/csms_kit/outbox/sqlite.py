@@ -150,9 +150,10 @@ class SqliteStore(OutboxStore):
                         submission.submitted_at,
                         error=f"superseded by submission {submission.id}",
                     )
-                cursor = db.execute(
+                row = db.execute(
                     "INSERT INTO submissions (id, station_id, action, request, submitted_at,"
-                    " expires_at, supersede_key, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued')",
+                    " expires_at, supersede_key, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued')"
+                    f" RETURNING {_COLUMNS}",
                     (
                         submission.id,
                         submission.station_id,
@@ -162,11 +163,8 @@ class SqliteStore(OutboxStore):
                         timestamp(submission.expires_at),
                         submission.supersede_key,
                     ),
-                )
-                assert cursor.lastrowid is not None
-                stored = _one(db, "sequence = ?", (cursor.lastrowid,))
-            assert stored is not None
-            return stored, superseded
+                ).fetchone()
+            return _submission(row), superseded
 
         return await self._run(work)
 
