@@ -22,6 +22,8 @@ from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConcurrencyError, ConnectionClosed
 from websockets.protocol import State
 
+from csms_kit.stopping import cancel_and_wait
+
 __all__ = ["CLOSE_PING_TIMEOUT", "Keepalive"]
 
 logger = logging.getLogger("csms_kit.keepalive")
@@ -94,11 +96,8 @@ class Keepalive:
 
     async def stop(self) -> None:
         """Stop pinging; wait for the closes of timed-out connections already under way."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import sqlite3
 from pathlib import Path
@@ -168,3 +169,32 @@ async def test_a_closed_store_says_so(store_path: Path) -> None:
     with pytest.raises(OutboxStoreError, match="not open"):
         await store.pending_stations()
     await store.aclose()  # idempotent
+
+
+class SwallowingStore(SqliteStore):
+    """Its ``pending_stations`` returns normally when cancelled, as redis-py 8 was seen
+    to: the outbox's sweep goes on as if it had not been cancelled."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inside = asyncio.Event()
+        self.swallowed = 0
+
+    async def pending_stations(self) -> list[str]:
+        self.inside.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.swallowed += 1
+        return []
+
+
+async def test_closing_ends_a_sweep_whose_store_swallowed_the_cancellation(
+    store_path: Path,
+) -> None:
+    store = SwallowingStore(store_path)
+    outbox = Outbox(store, poll_interval=0.01)
+    await outbox.start()
+    await asyncio.wait_for(store.inside.wait(), 5.0)
+    await asyncio.wait_for(outbox.aclose(), 5.0)  # hung for ever before
+    assert store.swallowed == 1

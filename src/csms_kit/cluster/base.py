@@ -46,6 +46,7 @@ from csms_kit.registry import (
     RegistryEvent,
     StationRecord,
 )
+from csms_kit.stopping import cancel_and_wait
 
 if TYPE_CHECKING:
     from csms_kit.session import StationSession
@@ -393,17 +394,14 @@ class SharedRegistry(ConnectionRegistry):
         )
 
     async def _stop_keeping_leases(self) -> None:
-        """End the lease loop: after its round, or by cancelling it (again and again:
-        before Python 3.12, a cancellation that lands as an inner ``asyncio.wait_for``
-        completes is swallowed) if the round takes too long."""
+        """End the lease loop: after its round, or by cancelling it if the round takes
+        too long."""
         self._stopping.set()
         task, self._renewer = self._renewer, None
         if task is None:
             return
         await asyncio.wait({task}, timeout=self.lease_ttl / 3)
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.1)
+        await cancel_and_wait(task)
 
     async def _reap_node(self, node: str) -> None:
         """Remove what ``node`` left; tell every node (but ``node``) its stations left."""

@@ -58,6 +58,7 @@ from csms_kit.exceptions import (
     DuplicateConnection,
 )
 from csms_kit.registry import StationRecord
+from csms_kit.stopping import cancel_and_wait
 
 if TYPE_CHECKING:
     from csms_kit.session import StationSession
@@ -259,11 +260,9 @@ class RedisRegistry(SharedRegistry):
     async def aclose(self) -> None:
         """Stop listening and renewing, fail calls still waiting, close the connections."""
         await self._stop_keeping_leases()
-        if self._listener is not None:
-            self._listener.cancel()
-        tasks = [t for t in (self._listener, *self._tasks) if t is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(self._listener)
         self._listener = None
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._fail_waiting_calls()
         if self._redis is not None:
             await self._pubsub.aclose()
@@ -387,7 +386,8 @@ class RedisRegistry(SharedRegistry):
     async def _listen(self) -> None:
         assert self._pubsub is not None
         mine = self._channel(self.node_id)
-        while True:
+        # Until aclose() (not `while True`): redis-py may swallow a cancellation.
+        while not self._stopping.is_set():
             try:
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
             except asyncio.CancelledError:

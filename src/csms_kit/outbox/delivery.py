@@ -45,6 +45,7 @@ from csms_kit.logs import station_fields
 from csms_kit.outbox.requests import Deliverable, deliverable_from_dict
 from csms_kit.outbox.store import OutboxStore, store_from_url
 from csms_kit.outbox.submission import Status, Submission
+from csms_kit.stopping import cancel_and_wait
 from csms_kit.versions import OcppVersion
 
 if TYPE_CHECKING:
@@ -162,12 +163,8 @@ class Outbox:
         if not self._started:
             return
         self._started = False
-        tasks = [f.task for f in self._flushes.values() if f.task is not None]
-        if self._sweeper is not None:
-            tasks.append(self._sweeper)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(self._sweeper, *(f.task for f in self._flushes.values()))
+        self._sweeper = None
         self._flushes.clear()
         await self.store.aclose()
 
@@ -320,7 +317,7 @@ class Outbox:
         station_id = session.station_id
         try:
             await asyncio.sleep(self.start_delay)
-            while _ready(session):
+            while self._started and _ready(session):
                 seen = flush.generation
                 submission = await self.store.next_pending(station_id)
                 if submission is None:
@@ -432,7 +429,9 @@ class Outbox:
 
     async def _sweep_forever(self) -> None:
         purged_at: datetime.datetime | None = None
-        while True:
+        # Not `while True`: a store whose client swallowed our cancellation returns
+        # normally, and the loop must still end (aclose() also cancels again).
+        while self._started:
             await asyncio.sleep(self.poll_interval)
             try:
                 now = _now()

@@ -66,6 +66,7 @@ from csms_kit.outbox.store import (
     SubmittedListener,
 )
 from csms_kit.outbox.submission import Status, Submission, timestamp
+from csms_kit.stopping import cancel_and_wait
 
 __all__ = ["RedisStore"]
 
@@ -290,9 +291,7 @@ class RedisStore(OutboxStore):
         listener, pubsub, client = self._listener, self._pubsub, self._redis
         self._listener = self._pubsub = self._redis = None
         self._listeners.clear()
-        if listener is not None:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+        await cancel_and_wait(listener)
         if pubsub is not None:
             await _quietly(pubsub.aclose())
         if client is not None:
@@ -332,7 +331,8 @@ class RedisStore(OutboxStore):
 
     async def _hear(self, pubsub: Any) -> None:
         finished_channel = self._key("finished")
-        while True:
+        # Until aclose() (not `while True`): redis-py may swallow a cancellation.
+        while self._pubsub is pubsub:
             try:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except (RedisError, OSError) as exc:

@@ -62,6 +62,7 @@ from csms_kit.simulator.messages import messages_for
 from csms_kit.simulator.offline import Backoff, OfflineQueue, QueuedMessage
 from csms_kit.simulator.settings import Configuration, DeviceModel, Settings
 from csms_kit.simulator.state import Connector, InstalledProfile, Transaction
+from csms_kit.stopping import cancel_and_wait
 from csms_kit.versions import OcppVersion
 from csms_kit.websocket import WebSocketTransport
 
@@ -355,10 +356,7 @@ class StationBehaviour(StationClient):
         # Closed first: a session cancelled mid-call would leave its answer unmatched.
         if self.connected:
             await self.close(1000, "station stopped")
-        tasks = [t for t in (self._tasks or ()) if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*(t for t in (self._tasks or ()) if t is not asyncio.current_task()))
         life, self._life = self._life, None
         if life is None:
             return

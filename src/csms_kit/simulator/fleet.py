@@ -34,6 +34,7 @@ from csms_kit.simulator.behaviour import StationBehaviour
 from csms_kit.simulator.connect import ConnectOptions
 from csms_kit.simulator.station import SimulatedStation
 from csms_kit.simulator.stats import FleetStats
+from csms_kit.stopping import cancel_and_wait
 from csms_kit.versions import OcppVersion
 
 __all__ = ["SCENARIOS", "Fleet", "Scenario", "run_load"]
@@ -154,9 +155,7 @@ class Fleet:
     async def stop(self) -> None:
         """Stop every station (closing its connection) and the starter."""
         self._stopping = True
-        if self._starter is not None:
-            self._starter.cancel()
-            await asyncio.gather(self._starter, return_exceptions=True)
+        await cancel_and_wait(self._starter)
         await asyncio.gather(*(station.stop() for station in self.stations))
 
     # -- the charging scenario -------------------------------------------------------
