@@ -732,11 +732,13 @@ class RpcConnection:
         timeout = self._call_timeout if timeout is None else timeout
         pending = _PendingCall(outgoing, loop.create_future())
         outgoing.waiter = pending
+        # On the timer's clock, read before it is armed: a call that timed out lasted
+        # at least its timeout (the call_started instrument's time included).
+        started = loop.time()
         pending.timer = loop.call_later(timeout, self._expire, pending, timeout)
         instruments = self._instruments
         if instruments.call_started is not None:
             instruments.call_started(self.station_id, "out", outgoing.action, outgoing.message_id)
-        started = time.monotonic()
         outcome: Outcome = "disconnected"
         queue = self._queue
         if queue is None:
@@ -781,7 +783,7 @@ class RpcConnection:
                     outgoing.action,
                     outgoing.message_id,
                     outcome,
-                    time.monotonic() - started,
+                    loop.time() - started,
                 )
 
     def _expire(self, pending: _PendingCall, timeout: float) -> None:
