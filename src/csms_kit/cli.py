@@ -27,6 +27,7 @@ from csms_kit.exceptions import (
     UsageError,
 )
 from csms_kit.simulator import command as simulate_command
+from csms_kit.stopping import cancel_and_wait
 
 if TYPE_CHECKING:
     from csms_kit.outbox import Outbox, OutboxStore
@@ -436,10 +437,7 @@ async def _serve(arguments: argparse.Namespace) -> None:
             stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        await cancel_and_wait(watcher)
         for handled_signal in handled:
             loop.remove_signal_handler(handled_signal)
         if stop_metrics is not None:
